@@ -1,0 +1,80 @@
+# acinode — kubebuilder-style targets. `make` (or `make help`) lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+KUBE_VERSION ?= v1.37.2
+CLUSTER_DIR ?= .cluster
+CLUSTER := $(PY) tests/controlplane/kubecluster.py --state-dir $(CLUSTER_DIR)
+PYTEST_ARGS ?=
+
+##@ General
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+.PHONY: install
+install: $(VENV)/.installed ## Create the virtualenv and install acinode with its test tools.
+
+.PHONY: lint
+lint: install ## ruff, mypy (strict) and the import-layer contracts.
+	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff format --check operator tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+.PHONY: fmt
+fmt: install ## Format the code and apply ruff's safe fixes.
+	$(VENV)/bin/ruff format operator tests bench
+	$(VENV)/bin/ruff check --fix operator tests bench
+
+.PHONY: test
+test: install kube ## Run every test: unit, emulator, contract and integration on the real control plane.
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: install ## Run the tests that need no control plane.
+	$(PY) -m pytest -m "not cluster" $(PYTEST_ARGS)
+
+##@ Local control plane
+.PHONY: kube
+kube: install ## Build the control-plane binary (etcd, apiserver, controller-manager, scheduler, kubectl) once.
+	$(CLUSTER) build
+
+.PHONY: cluster-up
+cluster-up: kube ## Start the local control plane in $(CLUSTER_DIR) and print the KUBECONFIG line.
+	$(CLUSTER) up
+
+.PHONY: cluster-down
+cluster-down: install ## Stop the local control plane.
+	$(CLUSTER) down
+
+.PHONY: kubectl
+kubectl: ## Run kubectl against the local control plane: make kubectl ARGS="get nodes".
+	@bin/kubectl $(ARGS)
+
+##@ Run
+.PHONY: demo
+demo: kube ## Run the seed story on the local control plane (virtual node, Deployment, curl, delete).
+	$(PY) examples/demo.py
+
+.PHONY: run
+run: install ## Run the operator against $$KUBECONFIG (or the local control plane).
+	$(VENV)/bin/acinode run $(RUN_ARGS)
+
+.PHONY: emulator
+emulator: install ## Run the ACI emulator on loopback.
+	$(VENV)/bin/acinode emulator $(EMULATOR_ARGS)
+
+.PHONY: bench
+bench: kube ## Run the benchmarks in bench/ and print their JSON summary.
+	$(PY) bench/run.py

@@ -1,0 +1,1 @@
+"""An ARM-compatible Azure Container Instances emulator (see ``app``). Imports nothing else from acinode."""
