@@ -7,6 +7,7 @@ operator's dependencies and ``acinode --help`` stays instant.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -20,6 +21,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"acinode {acinode.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run the operator (virtual nodes and their pods)",
+        description="Run the acinode operator against the cluster of the kubeconfig, or in-cluster.",
+    )
+    run.add_argument("--kubeconfig", help="kubeconfig to use (default: in-cluster, else $KUBECONFIG)")
+    run.add_argument(
+        "--namespace",
+        default=os.environ.get("POD_NAMESPACE", "default"),
+        help="the operator's namespace: where credential Secrets are found by default (env POD_NAMESPACE)",
+    )
+    run.add_argument("--liveness", metavar="URL", help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument("--log-format", choices=("plain", "json"), default="plain")
+    run.add_argument("--verbose", action="store_true")
+    peering = run.add_mutually_exclusive_group()
+    peering.add_argument(
+        "--standalone", action="store_true", default=True, help="no peering: the only replica (default)"
+    )
+    peering.add_argument(
+        "--peering",
+        metavar="NAME",
+        help="run as one of several replicas: the one with the highest --priority acts, the others stand by",
+    )
+    run.add_argument("--priority", type=int, default=0, help="peering priority of this replica")
 
     from acinode.emulator import options as emulator_options
 
@@ -36,6 +62,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "run":
+        from acinode import operator
+
+        return operator.run(
+            operator.RunOptions(
+                kubeconfig=args.kubeconfig,
+                namespace=args.namespace,
+                liveness_endpoint=args.liveness,
+                log_format=args.log_format,
+                verbose=args.verbose,
+                standalone=args.peering is None,
+                peering_name=args.peering or "acinode",
+                priority=args.priority,
+            )
+        )
     if args.command == "emulator":
         from acinode.emulator import app as emulator_app
 

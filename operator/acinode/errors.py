@@ -76,6 +76,10 @@ class AuthenticationError(AcinodeError):
     """Credentials were refused or could not be obtained. Not retried quickly: a human must fix them."""
 
 
+class PermissionDeniedError(AcinodeError):
+    """Authenticated, but not allowed (HTTP 403): RBAC or an Azure role assignment is missing."""
+
+
 class InvalidRequestError(AcinodeError):
     """The backend refused the request as invalid (HTTP 400). ``code`` is the service's error code."""
 

@@ -23,6 +23,10 @@ class LeaseSettings:
 class NodeSettings:
     status_interval_seconds: float = 60.0
     """Longest time between two Node status patches when nothing changes."""
+    probe_interval_seconds: float = 10.0
+    """How often the backend probe result is re-read (the probe itself caches for ``backend_check_ttl``)."""
+    api_timeout_seconds: float = 10.0
+    """Timeout of each Kubernetes or probe call made by a node's heartbeat loops."""
     backend_check_ttl_seconds: float = 30.0
     """How long a successful backend reachability check is trusted before it is repeated."""
     internal_ip: str = "127.0.0.1"
@@ -35,14 +39,44 @@ class NodeSettings:
 
 @dataclasses.dataclass(frozen=True)
 class AciSettings:
-    reads_per_second: float = 5.0
-    """Client-side read budget (token bucket refill rate); well below ARM's per-subscription read limits."""
-    read_burst: int = 20
-    writes_per_second: float = 2.0
-    """Client-side write budget (PUT/DELETE/POST)."""
-    write_burst: int = 20
+    """The ACI client's tunables. Rate budgets are per ARM subscription: one limiter serves a subscription."""
+
+    reads_per_second: float = 3.0
+    """Client-side read budget (GET), token bucket refill rate. Below ARM's legacy 12,000 reads/h (3.3/s) and
+    far below its token bucket (25/s), since other tools share the subscription."""
+    read_burst: int = 50
+    """Read bucket size: how many reads may go at once after a quiet spell."""
+    writes_per_second: float = 0.3
+    """Client-side write budget (PUT, DELETE, POST, PATCH). Below ARM's legacy 1,200 writes/h (0.33/s)."""
+    write_burst: int = 50
+    """Write bucket size."""
+    creates_per_second: float = 0.05
+    """Container-group PUTs, on top of the write budget: ACI allows 100 per 5 min and 300 per hour per region;
+    0.05/s with a burst of 60 stays under both (at most 75 per 5 min, 240 per hour)."""
+    create_burst: int = 60
+    """Container-group PUT bucket size."""
+    deletes_per_second: float = 0.05
+    """Container-group DELETEs, on top of the write budget (same ACI limits as creates)."""
+    delete_burst: int = 60
+    """Container-group DELETE bucket size."""
+    max_queue_seconds: float = 60.0
+    """Longest a call waits for its budget (or for a server-requested pause) before it fails at once with
+    ThrottledError instead of queueing; the error's retry-after says when to come back."""
+    throttle_retries: int = 3
+    """How many times one call is re-sent after a 429 (each after the pause the server asked for) before
+    ThrottledError surfaces."""
+    throttle_default_pause_seconds: float = 5.0
+    """Pause after a 429 that carries no Retry-After; doubles on each further 429 of the same call."""
+    transient_retries: int = 3
+    """Re-sends of one request after a 5xx, timeout or dropped connection (the SDK's retry policy)."""
+    transient_backoff_seconds: float = 0.8
+    """Exponential backoff factor between those re-sends (0 s, then 2×, 4× this); 0 retries at once."""
+    transient_backoff_max_seconds: float = 10.0
+    """Cap on one backoff, and on a Retry-After honoured for a 5xx."""
     request_timeout_seconds: float = 30.0
-    """Timeout of one ARM request."""
+    """Timeout of one ARM request (connect and read)."""
+    api_version: str = "2023-05-01"
+    """ARM api-version of Microsoft.ContainerInstance (the SDK 10.1 default)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,234 @@
+"""``AzureAciApi``: the ``api.AciApi`` role on the real SDK (``azure.mgmt.containerinstance.aio``).
+
+The same code reaches Azure, a sovereign or private cloud, and the emulator: only the ``target.AzureCloud``
+differs (endpoint, token scope, CA bundle). Long-running operations are submitted with ``polling=False`` and
+never awaited: one PUT per create, one DELETE per delete; the status sync observes what follows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, cast
+
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.pipeline import PipelineResponse
+from azure.mgmt.containerinstance import aio as aci_aio
+from azure.mgmt.containerinstance import models
+
+from acinode import errors, settings, types
+from acinode.aci import api, counting, credentials, pipeline, ratelimit, target, translate
+
+logger = logging.getLogger(__name__)
+
+
+class AzureAciApi:
+    """Container groups of one resource group, through ARM.
+
+    ``limiter`` and ``counter`` may be shared by every client of one subscription, since ARM's limits are
+    per subscription. ``credential`` overrides the one the target's choice would build (the caller closes it).
+    """
+
+    def __init__(
+        self,
+        aci_target: target.AciTarget,
+        *,
+        settings: settings.AciSettings,
+        limiter: ratelimit.ArmRateLimiter | None = None,
+        counter: counting.ArmRequestCounter | None = None,
+        credential: AsyncTokenCredential | None = None,
+        **client_options: Any,
+    ) -> None:
+        self.target = aci_target
+        self.limiter = limiter or ratelimit.ArmRateLimiter.from_settings(settings)
+        self.counter = counter or counting.ArmRequestCounter()
+        self._owns_credential = credential is None
+        self._credential = credential or credentials.credential_for(aci_target.credential, aci_target.cloud)
+        self._resource_group = aci_target.resource_group
+        self._client = aci_aio.ContainerInstanceManagementClient(
+            self._credential,
+            aci_target.subscription_id,
+            **_client_options(aci_target.cloud, settings, self.limiter, self.counter),
+            **client_options,
+        )
+
+    async def __aenter__(self) -> AzureAciApi:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._client.close()
+        if self._owns_credential:
+            await self._credential.close()
+
+    async def create_or_update(
+        self, name: types.ContainerGroupName, group: models.ContainerGroup
+    ) -> api.GroupSummary:
+        with translate.translated():
+            poller = await self._client.container_groups.begin_create_or_update(
+                self._resource_group, name, group, polling=False
+            )
+            accepted = await poller.result()
+        summary = _summary_of(accepted, name)
+        logger.info(
+            "container group submitted",
+            extra=self._log_fields(name, provisioning_state=summary.provisioning_state),
+        )
+        return summary
+
+    async def get(self, name: types.ContainerGroupName) -> models.ContainerGroup:
+        with translate.translated():
+            return await self._client.container_groups.get(self._resource_group, name)
+
+    async def delete(self, name: types.ContainerGroupName) -> bool:
+        try:
+            with translate.translated():
+                poller = await self._client.container_groups.begin_delete(
+                    self._resource_group, name, polling=False, cls=_status_code
+                )
+                # ``cls`` above makes the result the status code of ARM's answer.
+                status: int = cast(Any, await poller.result())
+        except errors.NotFoundError:
+            status = 404
+        # 204 is ARM's answer for a group that does not exist; 200 and 202 mean it was there.
+        existed = status not in (204, 404)
+        logger.info("container group delete submitted", extra=self._log_fields(name, existed=existed))
+        return existed
+
+    async def list_groups(self, tags: Mapping[str, str] | None = None) -> list[api.GroupSummary]:
+        wanted = dict(tags or {})
+        found: list[api.GroupSummary] = []
+        with translate.translated():
+            async for group in self._client.container_groups.list_by_resource_group(self._resource_group):
+                have = group.tags or {}
+                if group.name and all(have.get(key) == value for key, value in wanted.items()):
+                    found.append(_summary_of(group, types.ContainerGroupName(group.name)))
+        return found
+
+    async def container_logs(
+        self,
+        name: types.ContainerGroupName,
+        container: str,
+        *,
+        tail: int | None = None,
+        timestamps: bool = False,
+    ) -> str:
+        with translate.translated():
+            logs = await self._client.containers.list_logs(
+                self._resource_group, name, container, tail=tail, timestamps=timestamps or None
+            )
+        return logs.content or ""
+
+    async def exec_command(
+        self,
+        name: types.ContainerGroupName,
+        container: str,
+        command: str,
+        *,
+        rows: int = 24,
+        cols: int = 80,
+    ) -> api.ExecSession:
+        request = models.ContainerExecRequest(
+            command=command, terminal_size=models.ContainerExecRequestTerminalSize(rows=rows, cols=cols)
+        )
+        with translate.translated():
+            response = await self._client.containers.execute_command(
+                self._resource_group, name, container, request
+            )
+        if not response.web_socket_uri:
+            raise errors.TransientError(f"exec into {name}/{container}: ARM returned no websocket URI")
+        return api.ExecSession(websocket_uri=response.web_socket_uri, password=response.password or "")
+
+    async def stop(self, name: types.ContainerGroupName) -> None:
+        with translate.translated():
+            await self._client.container_groups.stop(self._resource_group, name)
+        logger.info("container group stop submitted", extra=self._log_fields(name))
+
+    async def start(self, name: types.ContainerGroupName) -> None:
+        with translate.translated():
+            poller = await self._client.container_groups.begin_start(
+                self._resource_group, name, polling=False
+            )
+            await poller.result()
+        logger.info("container group start submitted", extra=self._log_fields(name))
+
+    async def restart(self, name: types.ContainerGroupName) -> None:
+        with translate.translated():
+            poller = await self._client.container_groups.begin_restart(
+                self._resource_group, name, polling=False
+            )
+            await poller.result()
+        logger.info("container group restart submitted", extra=self._log_fields(name))
+
+    async def location_usage(self) -> list[api.UsageEntry]:
+        entries: list[api.UsageEntry] = []
+        with translate.translated():
+            async for usage in self._client.location.list_usage(self.target.region):
+                entries.append(
+                    api.UsageEntry(
+                        name=(usage.name.value if usage.name else None) or "",
+                        unit=usage.unit,
+                        current_value=int(usage.current_value or 0),
+                        limit=int(usage.limit or 0),
+                    )
+                )
+        return entries
+
+    def _log_fields(self, name: str, **more: object) -> dict[str, object]:
+        return {"container_group": name, "resource_group": self._resource_group, **more}
+
+
+def _client_options(
+    cloud: target.AzureCloud,
+    aci: settings.AciSettings,
+    limiter: ratelimit.ArmRateLimiter,
+    counter: counting.ArmRequestCounter,
+) -> dict[str, Any]:
+    per_call: list[Any] = []
+    if cloud.arm_endpoint.startswith("http://"):
+        if not pipeline.is_loopback_http(cloud.arm_endpoint):
+            raise errors.ConfigurationError(
+                f"ARM endpoint {cloud.arm_endpoint} is plain HTTP: bearer tokens go over HTTPS only "
+                "(plain HTTP is allowed on loopback, for debugging the emulator)"
+            )
+        per_call.append(pipeline.AllowLoopbackHttpPolicy())
+    options: dict[str, Any] = {
+        "base_url": cloud.arm_endpoint,
+        "credential_scopes": [cloud.credential_scope],
+        "api_version": aci.api_version,
+        "retry_policy": pipeline.TransientRetryPolicy(
+            retries=aci.transient_retries,
+            backoff_seconds=aci.transient_backoff_seconds,
+            backoff_max_seconds=aci.transient_backoff_max_seconds,
+        ),
+        "per_call_policies": per_call,
+        "per_retry_policies": [
+            pipeline.ThrottlingPolicy(
+                limiter,
+                counter,
+                throttle_retries=aci.throttle_retries,
+                default_pause_seconds=aci.throttle_default_pause_seconds,
+            )
+        ],
+        "connection_timeout": aci.request_timeout_seconds,
+        "read_timeout": aci.request_timeout_seconds,
+    }
+    if cloud.ca_bundle_path:
+        options["connection_verify"] = cloud.ca_bundle_path
+    return options
+
+
+def _status_code(response: PipelineResponse[Any, Any], deserialized: object, headers: object) -> int:
+    return int(response.http_response.status_code)
+
+
+def _summary_of(group: models.ContainerGroup, name: types.ContainerGroupName) -> api.GroupSummary:
+    return api.GroupSummary(
+        name=name,
+        tags=dict(group.tags or {}),
+        provisioning_state=group.provisioning_state,
+        location=group.location,
+        ip_address=group.ip_address.ip if group.ip_address else None,
+    )

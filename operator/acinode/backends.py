@@ -1,0 +1,100 @@
+"""Connecting a VirtualNode to its ACI backend: its ARM target, cloud and credential, read from the spec and
+the Secrets it references. The one place where Kubernetes configuration becomes an ACI client."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import tempfile
+from pathlib import Path
+
+from acinode import errors, settings
+from acinode.aci import api, azure, target
+from acinode.kube import client
+from acinode.mapping import virtualnode
+
+
+async def read_secret(kube: client.KubeClient, namespace: str, name: str) -> dict[str, str]:
+    try:
+        secret = await kube.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+    except errors.NotFoundError as err:
+        raise errors.ConfigurationError(f"Secret {namespace}/{name} not found") from err
+    return {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
+
+
+def _secret_key(data: dict[str, str], key: str, where: str) -> str:
+    if not data.get(key):
+        raise errors.ConfigurationError(f"Secret {where} has no key {key!r}")
+    return data[key]
+
+
+def _ca_bundle_file(pem: str) -> str:
+    """Write an inline CA bundle to a file (the SDK and azure-identity take a path); one file per content."""
+    folder = Path(tempfile.gettempdir()) / "acinode-ca"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / f"{hashlib.sha256(pem.encode()).hexdigest()[:16]}.pem"
+    if not path.exists():
+        path.write_text(pem)
+    return str(path)
+
+
+def cloud_for(config: virtualnode.CloudConfig) -> target.AzureCloud:
+    ca_path = _ca_bundle_file(config.ca_bundle) if config.ca_bundle else None
+    if config.name == "Custom":
+        if not config.resource_manager_endpoint:
+            raise errors.ConfigurationError("cloud Custom needs resourceManagerEndpoint")
+        return target.custom_cloud(
+            config.resource_manager_endpoint,
+            authority_host=config.authority_host,
+            credential_scope=config.credential_scope,
+            ca_bundle_path=ca_path,
+        )
+    cloud = target.cloud_named(config.name)
+    if ca_path:
+        return target.AzureCloud(**{**cloud.__dict__, "ca_bundle_path": ca_path})
+    return cloud
+
+
+async def credential_for(
+    kube: client.KubeClient, config: virtualnode.CredentialsConfig, operator_namespace: str
+) -> target.CredentialChoice:
+    if config.type in ("Default", "WorkloadIdentity"):
+        return target.DefaultCredential(managed_identity_client_id=config.client_id)
+    if config.type == "ManagedIdentity":
+        return target.ManagedIdentity(client_id=config.client_id)
+    if config.secret_ref is None:
+        raise errors.ConfigurationError(f"credentials of type {config.type} need secretRef")
+    namespace = config.secret_ref.namespace or operator_namespace
+    where = f"{namespace}/{config.secret_ref.name}"
+    data = await read_secret(kube, namespace, config.secret_ref.name)
+    if config.type == "StaticToken":
+        return target.StaticToken(token=_secret_key(data, "token", where))
+    return target.ServicePrincipal(
+        tenant_id=_secret_key(data, "tenantId", where),
+        client_id=_secret_key(data, "clientId", where),
+        client_secret=_secret_key(data, "clientSecret", where),
+    )
+
+
+async def open_backend(
+    kube: client.KubeClient,
+    config: virtualnode.VirtualNodeConfig,
+    operator_settings: settings.Settings,
+    operator_namespace: str,
+) -> api.AciApi:
+    """An ACI client for the VirtualNode's resource group. Raises ConfigurationError for unusable settings."""
+    azure_config = config.azure
+    try:
+        aci_target = target.AciTarget(
+            subscription_id=azure_config.subscription_id,
+            resource_group=azure_config.resource_group,
+            region=azure_config.region,
+            cloud=cloud_for(azure_config.cloud),
+            credential=await credential_for(kube, azure_config.credentials, operator_namespace),
+        )
+    except ValueError as err:
+        raise errors.ConfigurationError(str(err)) from err
+    return azure.AzureAciApi(aci_target, settings=operator_settings.aci)
+
+
+

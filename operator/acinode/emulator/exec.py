@@ -1,0 +1,148 @@
+"""Exec and attach websockets, as ACI serves them behind ``webSocketUri`` + ``password``.
+
+Protocol (docs/emulator.md): the client's first frame is the password. Exec then runs the request's command
+string through the safe interpreter, sending its output as text frames (one per line, ending in ``\\n``), and
+closes with code ``4000 + exit status`` (reason ``exit status N``). A bare shell (``/bin/sh``, ``bash``) is
+interactive: each line the client sends runs in turn until ``exit``. Attach streams the container's log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass
+
+from aiohttp import WSMsgType, web
+
+from acinode.emulator import script, store
+
+SESSION_TTL_SECONDS = 300.0
+EXIT_CLOSE_BASE = 4000
+AUTH_FAILED_CLOSE = 4401
+_FIRST_FRAME_TIMEOUT = 30.0
+
+
+@dataclass
+class Session:
+    id: str
+    password: str
+    kind: str
+    key: store.Key
+    container: str
+    command: str
+    expires: float
+
+
+class ExecSessions:
+    def __init__(self, state: store.Store) -> None:
+        self.store = state
+        self._sessions: dict[str, Session] = {}
+
+    def create(self, group: store.GroupRecord, container: str, kind: str, command: str = "") -> Session:
+        now = time.time()
+        for sid in [s for s, v in self._sessions.items() if v.expires < now]:
+            del self._sessions[sid]
+        session = Session(
+            secrets.token_hex(16), secrets.token_urlsafe(24), kind, group.key, container, command, now + SESSION_TTL_SECONDS
+        )
+        self._sessions[session.id] = session
+        return session
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        session = self._sessions.pop(request.match_info["session"], None)
+        if session is None or session.expires < time.time():
+            return web.Response(status=404, text="unknown or expired session")
+        ws = web.WebSocketResponse(heartbeat=None)
+        await ws.prepare(request)
+        try:
+            first = await ws.receive(timeout=_FIRST_FRAME_TIMEOUT)
+        except TimeoutError:
+            await ws.close(code=AUTH_FAILED_CLOSE, message=b"no password")
+            return ws
+        given = first.data if first.type in (WSMsgType.TEXT, WSMsgType.BINARY) else None
+        if isinstance(given, bytes):
+            given = given.decode(errors="replace")
+        if not isinstance(given, str) or not secrets.compare_digest(given.strip(), session.password):
+            await ws.close(code=AUTH_FAILED_CLOSE, message=b"authentication failed")
+            return ws
+        group = self.store.groups.get(session.key)
+        runtime = group.containers.get(session.container) if group else None
+        if group is None or runtime is None:
+            await ws.close(code=1011, message=b"container gone")
+            return ws
+        if session.kind == "attach":
+            await self._attach(ws, group, runtime)
+        else:
+            await self._exec(ws, group, session)
+        return ws
+
+    async def _exec(self, ws: web.WebSocketResponse, group: store.GroupRecord, session: Session) -> None:
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        spec = next((c for c in group.container_specs() if c["name"] == session.container), {"properties": {}})
+        env = {
+            str(e["name"]): str(e.get("value", e.get("secureValue", "")))
+            for e in spec["properties"].get("environmentVariables") or []
+        }
+        shell = script.Shell(write=lambda line: queue.put_nowait(line + "\n"), env=env, hostname=group.name)
+        sender = asyncio.create_task(_send_all(ws, queue))
+        try:
+            if _is_bare_shell(session.command):
+                status = await _interactive(ws, shell)
+            else:
+                status = await _run_line(shell, session.command)
+        finally:
+            queue.put_nowait(None)
+            await sender
+        await ws.close(code=EXIT_CLOSE_BASE + (status & 0xFF), message=f"exit status {status}".encode())
+
+    async def _attach(self, ws: web.WebSocketResponse, group: store.GroupRecord, runtime: store.ContainerRuntime) -> None:
+        sent = max(0, runtime.lines_written - len(runtime.logs))
+        generation = group.generation
+        while not ws.closed:
+            lines = list(runtime.logs)
+            first_index = runtime.lines_written - len(lines)
+            for index, (_ts, line) in enumerate(lines):
+                if first_index + index >= sent:
+                    await ws.send_str(line + "\n")
+            sent = runtime.lines_written
+            current = runtime.current
+            if group.generation != generation or (current is not None and current.state == "Terminated"):
+                break
+            await asyncio.sleep(0.1)
+        await ws.close()
+
+
+def _is_bare_shell(command: str) -> bool:
+    words = command.split()
+    return len(words) == 1 and words[0].rsplit("/", 1)[-1] in script.SHELLS
+
+
+async def _run_line(shell: script.Shell, line: str) -> int:
+    try:
+        node = script.parse(line)
+    except script.ScriptError as exc:
+        shell.write(f"sh: {exc}")
+        return 2
+    return await shell.run(node)
+
+
+async def _interactive(ws: web.WebSocketResponse, shell: script.Shell) -> int:
+    buffer = ""
+    async for msg in ws:
+        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            break
+        data = msg.data if isinstance(msg.data, str) else msg.data.decode(errors="replace")
+        buffer += data.replace("\r\n", "\n").replace("\r", "\n")
+        while "\n" in buffer:
+            line, buffer = buffer.split("\n", 1)
+            status = await _run_line(shell, line)
+            if shell.exited:
+                return status
+    return shell.status
+
+
+async def _send_all(ws: web.WebSocketResponse, queue: asyncio.Queue[str | None]) -> None:
+    while (item := await queue.get()) is not None:
+        if not ws.closed:
+            await ws.send_str(item)

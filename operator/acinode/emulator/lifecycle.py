@@ -1,0 +1,275 @@
+"""The container-group state machine: provisioning, image pulls, containers running their scripts, restarts.
+
+Each deployment (create, update, start, restart) is a new *generation* of the group with its own asyncio tasks;
+stopping or deleting cancels them. Time only advances through ``asyncio.sleep`` with the configured delays, so
+tests that set them to 0 see a group reach Running within a few loop turns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from acinode.emulator import config, netstandin, script, store, wire
+
+logger = logging.getLogger(__name__)
+
+LroFailure = Callable[[], "tuple[str, str] | None"]
+_TRANSIENT = frozenset({"Pending", "Updating", "Creating"})
+
+
+def listener_key(group: store.GroupRecord) -> str:
+    return "/".join(group.key)
+
+
+def exposed_ports(group: store.GroupRecord) -> list[int]:
+    ip = group.properties.get("ipAddress") or {}
+    return [int(p["port"]) for p in ip.get("ports") or [] if str(p.get("protocol", "TCP")).upper() == "TCP"]
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        state: store.Store,
+        cfg: config.EmulatorConfig,
+        pool: netstandin.AddressPool,
+        listeners: netstandin.Listeners,
+        take_lro_failure: LroFailure,
+    ) -> None:
+        self.store = state
+        self.cfg = cfg
+        self.pool = pool
+        self.listeners = listeners
+        self.take_lro_failure = take_lro_failure
+        self._tasks: dict[store.Key, set[asyncio.Task[None]]] = {}
+
+    # -- entry points used by the routes --
+
+    def deploy(self, group: store.GroupRecord, op: store.Operation | None, reason: str) -> None:
+        """Start a new generation: provisioning delay, pulls, then the containers (create/update/start/restart)."""
+        self._cancel(group.key)
+        group.generation += 1
+        if reason in ("create", "update"):
+            group.provisioning_state = "Pending" if reason == "create" else "Updating"
+        group.state = "Pending"
+        group.operation_id = op.id if op else None
+        for init in (False, True):
+            runtimes = group.init_containers if init else group.containers
+            old = dict(runtimes)
+            runtimes.clear()
+            for spec in group.container_specs(init):
+                runtime = store.ContainerRuntime(spec["name"])
+                if spec["name"] in old and reason == "update":
+                    runtime.events = old[spec["name"]].events
+                runtimes[spec["name"]] = runtime
+        self.store.touch()
+        self._spawn(group.key, self._provision(group, group.generation, op))
+
+    async def stop(self, group: store.GroupRecord, state: str = "Stopped") -> None:
+        """Kill every container (Killing event, Terminated) and release the listeners."""
+        self._cancel(group.key)
+        group.generation += 1
+        now = time.time()
+        for runtime in list(group.init_containers.values()) + list(group.containers.values()):
+            current = runtime.current
+            if current is not None and current.state != "Terminated":
+                if current.state == "Running":
+                    store.add_event(runtime.events, now, "Killing", f"Killing container {runtime.name}")
+                runtime.current = store.ContainerState(
+                    "Terminated", current.start_time or now, now, 137 if current.state == "Running" else 0, "Killed"
+                )
+        group.state = state
+        self._finish_operation(group, "Canceled", {"code": "Canceled", "message": "The operation was canceled."})
+        await self.listeners.close(listener_key(group))
+        self.store.touch()
+
+    async def remove(self, group: store.GroupRecord) -> None:
+        await self.stop(group, state=group.state)
+        self.pool.release(group.ip)
+        group.ip = None
+
+    def resume(self, group: store.GroupRecord) -> None:
+        """After a restart with --persist: pick each restored group up where the saved state left it."""
+        if group.ip is not None:
+            self.pool.reserve(group.ip)
+        op = self.store.operations.get(group.operation_id or "")
+        if group.provisioning_state in _TRANSIENT or group.state == "Pending":
+            self.deploy(group, op if op and op.status == "InProgress" else None, "resume")
+            return
+        if group.state != "Running":
+            return
+        for spec in group.container_specs():
+            runtime = group.containers.get(spec["name"])
+            if runtime is not None and runtime.current is not None:
+                self._spawn(group.key, self._run_container(group, group.generation, runtime, spec, resumed=True))
+        self._spawn(group.key, self._open_network(group))
+
+    async def shutdown(self) -> None:
+        tasks = [t for ts in self._tasks.values() for t in ts]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.listeners.close_all()
+
+    # -- internals --
+
+    def _spawn(self, key: store.Key, coro: asyncio.Future[None] | object) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        tasks = self._tasks.setdefault(key, set())
+        tasks.add(task)
+        task.add_done_callback(lambda t: self._reap(key, t))
+
+    def _reap(self, key: store.Key, task: asyncio.Task[None]) -> None:
+        tasks = self._tasks.get(key)
+        if tasks is not None:
+            tasks.discard(task)
+            if not tasks:
+                self._tasks.pop(key, None)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("lifecycle task failed", exc_info=task.exception())
+
+    def _cancel(self, key: store.Key) -> None:
+        for task in self._tasks.pop(key, set()):
+            task.cancel()
+
+    def _finish_operation(self, group: store.GroupRecord, status: str, error: wire.Json | None = None) -> None:
+        op = self.store.operations.get(group.operation_id or "")
+        if op is not None:
+            op.finish(time.time(), status, error)
+
+    async def _provision(self, group: store.GroupRecord, gen: int, op: store.Operation | None) -> None:
+        await asyncio.sleep(self.cfg.provisioning_delay)
+        failure = self.take_lro_failure() if op is not None else None
+        if failure is not None:
+            code, message = failure
+            now = time.time()
+            store.add_event(group.events, now, "Failed", message, "Warning")
+            group.provisioning_state = "Failed"
+            group.state = "Failed"
+            self._finish_operation(group, "Failed", {"code": code, "message": message})
+            self.store.touch()
+            return
+        now = time.time()
+        every = list(group.init_containers.values()) + list(group.containers.values())
+        specs = {c["name"]: c for c in group.container_specs(True) + group.container_specs()}
+        for runtime in every:
+            image = specs[runtime.name]["properties"].get("image", "")
+            runtime.current = store.ContainerState("Waiting", detail_status="Pulling")
+            store.add_event(runtime.events, now, "Pulling", f'pulling image "{image}"')
+        self.store.touch()
+        await asyncio.sleep(self.cfg.pull_delay)
+        now = time.time()
+        for runtime in every:
+            image = specs[runtime.name]["properties"].get("image", "")
+            runtime.current = store.ContainerState("Waiting", detail_status="Pulled")
+            store.add_event(runtime.events, now, "Pulled", f'Successfully pulled image "{image}"')
+        for spec in group.container_specs(True):
+            if not await self._run_init(group, gen, group.init_containers[spec["name"]], spec):
+                return
+        group.state = "Running"
+        if group.provisioning_state in _TRANSIENT:
+            group.provisioning_state = "Succeeded"
+        for spec in group.container_specs():
+            runtime = group.containers[spec["name"]]
+            self._start(runtime)
+            self._spawn(group.key, self._run_container(group, gen, runtime, spec))
+        self._finish_operation(group, "Succeeded")
+        self.store.touch()
+        await self._open_network(group)
+
+    async def _open_network(self, group: store.GroupRecord) -> None:
+        ports = exposed_ports(group)
+        if not group.properties.get("ipAddress"):
+            return
+        if group.ip is None:
+            group.ip = self.pool.allocate()
+            self.store.touch()
+        images = [str(c["properties"].get("image", "")) for c in group.container_specs()]
+        await self.listeners.open(listener_key(group), group.ip, ports, group.name, images)
+
+    def _start(self, runtime: store.ContainerRuntime) -> None:
+        now = time.time()
+        runtime.current = store.ContainerState("Running", start_time=now)
+        store.add_event(runtime.events, now, "Started", f"Started container {runtime.name}")
+
+    def _shell(self, group: store.GroupRecord, runtime: store.ContainerRuntime, spec: wire.Json) -> script.Shell:
+        env = {
+            str(e["name"]): str(e.get("value", e.get("secureValue", "")))
+            for e in spec["properties"].get("environmentVariables") or []
+        }
+        return script.Shell(write=lambda line: runtime.write(time.time(), line), env=env, hostname=group.name)
+
+    async def _run_once(self, group: store.GroupRecord, runtime: store.ContainerRuntime, spec: wire.Json) -> int:
+        behaviour = script.behaviour_from_command(spec["properties"].get("command"))
+        if behaviour.error:
+            runtime.write(time.time(), behaviour.error)
+        if behaviour.program is None:
+            await asyncio.Event().wait()  # a server: runs until stopped
+        assert behaviour.program is not None
+        code = await self._shell(group, runtime, spec).run(behaviour.program)
+        now = time.time()
+        start = runtime.current.start_time if runtime.current else now
+        runtime.current = store.ContainerState("Terminated", start, now, code, "Completed" if code == 0 else "Error")
+        self.store.touch()
+        return code
+
+    def _backoff(self, runtime: store.ContainerRuntime) -> float:
+        return float(min(self.cfg.backoff_base * (2 ** min(runtime.restart_count, 20)), self.cfg.backoff_max))
+
+    async def _restart_after_backoff(self, runtime: store.ContainerRuntime) -> None:
+        now = time.time()
+        store.add_event(runtime.events, now, "BackOff", "Back-off restarting failed container", "Warning")
+        self.store.touch()
+        await asyncio.sleep(self._backoff(runtime))
+        runtime.previous = runtime.current
+        runtime.restart_count += 1
+        runtime.clear_logs()  # like the real service, logs show the current run only
+        self._start(runtime)
+        self.store.touch()
+
+    def _should_restart(self, group: store.GroupRecord, code: int) -> bool:
+        policy = group.properties.get("restartPolicy", "Always")
+        return bool(policy == "Always" or (policy == "OnFailure" and code != 0))
+
+    async def _run_init(self, group: store.GroupRecord, gen: int, runtime: store.ContainerRuntime, spec: wire.Json) -> bool:
+        self._start(runtime)
+        while True:
+            code = await self._run_once(group, runtime, spec)
+            if code == 0:
+                return True
+            if group.properties.get("restartPolicy", "Always") == "Never":
+                group.state = "Failed"
+                if group.provisioning_state in _TRANSIENT:
+                    group.provisioning_state = "Succeeded"
+                self._finish_operation(group, "Succeeded")
+                self.store.touch()
+                return False
+            await self._restart_after_backoff(runtime)
+
+    async def _run_container(
+        self, group: store.GroupRecord, gen: int, runtime: store.ContainerRuntime, spec: wire.Json, resumed: bool = False
+    ) -> None:
+        current = runtime.current
+        if resumed and current is not None and current.state == "Terminated":
+            if not self._should_restart(group, current.exit_code or 0):
+                return
+            await self._restart_after_backoff(runtime)
+        while True:
+            code = await self._run_once(group, runtime, spec)
+            if not self._should_restart(group, code):
+                self._settle(group)
+                return
+            await self._restart_after_backoff(runtime)
+
+    def _settle(self, group: store.GroupRecord) -> None:
+        """Once every container has terminated for good, the group ends Succeeded or Failed."""
+        runtimes = list(group.containers.values())
+        if any(r.current is None or r.current.state != "Terminated" for r in runtimes):
+            return
+        failed = any((r.current.exit_code or 0) != 0 for r in runtimes if r.current is not None)
+        group.state = "Failed" if failed else "Succeeded"
+        self.store.touch()
+        self._spawn(group.key, self.listeners.close(listener_key(group)))

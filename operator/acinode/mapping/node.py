@@ -1,0 +1,215 @@
+"""The Node (and its Lease) that stands for a VirtualNode, computed from its configuration (pure).
+
+The Node must look like a healthy kubelet's node to the scheduler, the node lifecycle controller, ``kubectl`` and
+monitoring, and carry the labels and taint that virtual-kubelet users' manifests rely on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from acinode.mapping import virtualnode
+
+PROVIDER_TAINT_KEY = "virtual-kubelet.io/provider"
+PROVIDER_TAINT_VALUE = "azure"
+MANAGED_BY_LABEL = "acinode.dev/virtual-node"
+"""Label on every Node acinode manages, naming its VirtualNode (lets the operator watch only its own Nodes)."""
+MANAGED_LABELS_ANNOTATION = "acinode.dev/managed-labels"
+"""Which label keys acinode set on the Node, so that a label removed from the spec is removed from the Node."""
+LEASE_NAMESPACE = "kube-node-lease"
+PRESSURE_CONDITIONS = ("MemoryPressure", "DiskPressure", "PIDPressure")
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeIdentity:
+    """How this operator instance presents itself in the Nodes it registers."""
+
+    internal_ip: str
+    kubelet_port: int
+    kubelet_version: str
+    architecture: str = "amd64"
+
+
+def node_labels(config: virtualnode.VirtualNodeConfig) -> dict[str, str]:
+    os_name = config.operating_system
+    return {
+        **config.labels,
+        "type": "virtual-kubelet",
+        "kubernetes.io/role": "agent",
+        "kubernetes.io/os": os_name,
+        "beta.kubernetes.io/os": os_name,
+        "kubernetes.io/arch": "amd64",
+        "beta.kubernetes.io/arch": "amd64",
+        "kubernetes.io/hostname": config.node_name,
+        "node.kubernetes.io/exclude-from-external-load-balancers": "true",
+        "topology.kubernetes.io/region": config.azure.region,
+        MANAGED_BY_LABEL: config.name,
+    }
+
+
+def node_taints(config: virtualnode.VirtualNodeConfig) -> list[dict[str, str]]:
+    taints = [] if config.disable_default_taint else [
+        {"key": PROVIDER_TAINT_KEY, "value": PROVIDER_TAINT_VALUE, "effect": "NoSchedule"}
+    ]
+    for taint in config.taints:
+        entry = {"key": taint.key, "effect": taint.effect}
+        if taint.value is not None:
+            entry["value"] = taint.value
+        taints.append(entry)
+    return taints
+
+
+def node_capacity(config: virtualnode.VirtualNodeConfig) -> dict[str, str]:
+    return {key: str(value) for key, value in config.capacity.items()}
+
+
+def node_from_virtual_node(
+    config: virtualnode.VirtualNodeConfig, identity: NodeIdentity, owner_uid: str | None = None
+) -> dict[str, Any]:
+    """The Node object to create for ``config`` (metadata and spec; status is patched separately)."""
+    labels = node_labels(config)
+    annotations = {MANAGED_LABELS_ANNOTATION: ",".join(sorted(labels))}
+    if owner_uid:
+        # Not an ownerReference: a cluster-scoped CR could own the Node, but then deleting the VirtualNode would
+        # let the garbage collector remove the Node before our finalizer has removed the container groups.
+        annotations["acinode.dev/virtual-node-uid"] = owner_uid
+    metadata: dict[str, Any] = {"name": config.node_name, "labels": labels, "annotations": annotations}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": metadata,
+        "spec": {"taints": node_taints(config)},
+    }
+
+
+def node_static_status(config: virtualnode.VirtualNodeConfig, identity: NodeIdentity) -> dict[str, Any]:
+    """The parts of Node status that follow from configuration: capacity, addresses, endpoints, info."""
+    capacity = node_capacity(config)
+    return {
+        "capacity": capacity,
+        "allocatable": capacity,
+        "addresses": [
+            {"type": "InternalIP", "address": identity.internal_ip},
+            {"type": "Hostname", "address": config.node_name},
+        ],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": identity.kubelet_port}},
+        "nodeInfo": {
+            "architecture": identity.architecture,
+            "operatingSystem": config.operating_system,
+            "kubeletVersion": identity.kubelet_version,
+            "kubeProxyVersion": "",
+            "osImage": f"Azure Container Instances ({config.azure.region})",
+            "kernelVersion": "",
+            "containerRuntimeVersion": "aci://2023-05-01",
+            "machineID": "",
+            "systemUUID": "",
+            "bootID": "",
+        },
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Readiness:
+    """The truth about a virtual node's backend, as the heartbeat last saw it."""
+
+    ready: bool
+    reason: str
+    message: str
+
+
+def node_conditions(
+    readiness: Readiness, now: datetime.datetime, previous: Sequence[Mapping[str, Any]] = ()
+) -> list[dict[str, Any]]:
+    """Ready plus the pressure conditions, keeping each transition time unless its status changed."""
+    stamp = _timestamp(now)
+    before = {c.get("type"): c for c in previous}
+    desired = [
+        ("Ready", "True" if readiness.ready else "False", readiness.reason, readiness.message),
+        *[(name, "False", f"KubeletHasNo{name}", f"ACI has no {name}") for name in PRESSURE_CONDITIONS],
+        ("NetworkUnavailable", "False", "RouteCreated", "Networking is provided by Azure Container Instances"),
+    ]
+    conditions = []
+    for kind, status, reason, message in desired:
+        old = before.get(kind)
+        transition = old.get("lastTransitionTime") if old and old.get("status") == status else None
+        conditions.append(
+            {
+                "type": kind,
+                "status": status,
+                "reason": reason,
+                "message": message,
+                "lastHeartbeatTime": stamp,
+                "lastTransitionTime": transition or stamp,
+            }
+        )
+    return conditions
+
+
+def conditions_differ(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether two condition lists differ in anything but heartbeat times."""
+
+    def essence(conditions: Sequence[Mapping[str, Any]]) -> set[tuple[Any, ...]]:
+        return {(c.get("type"), c.get("status"), c.get("reason"), c.get("message")) for c in conditions}
+
+    return essence(a) != essence(b)
+
+
+def lease_from_node(
+    node_name: str, node_uid: str, now: datetime.datetime, duration_seconds: int
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": node_name,
+            "namespace": LEASE_NAMESPACE,
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": node_name, "uid": node_uid}],
+        },
+        "spec": {
+            "holderIdentity": node_name,
+            "leaseDurationSeconds": duration_seconds,
+            "renewTime": _micro_timestamp(now),
+        },
+    }
+
+
+def node_metadata_drift(
+    desired: Mapping[str, Any], actual: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """A merge patch bringing ``actual``'s labels and taints to ``desired``'s, or None when they agree.
+
+    Labels others added to the Node are kept; labels acinode set are always those of the spec, and a label
+    acinode set earlier but the spec no longer has is removed.
+    """
+    desired_labels = desired["metadata"]["labels"]
+    actual_metadata = actual.get("metadata", {})
+    actual_labels = actual_metadata.get("labels") or {}
+    managed_before = set(filter(None, (actual_metadata.get("annotations") or {}).get(MANAGED_LABELS_ANNOTATION, "").split(",")))
+    patch: dict[str, Any] = {}
+    label_patch: dict[str, Any] = {k: v for k, v in desired_labels.items() if actual_labels.get(k) != v}
+    label_patch.update({k: None for k in managed_before - set(desired_labels) if k in actual_labels})
+    managed_now = desired["metadata"]["annotations"][MANAGED_LABELS_ANNOTATION]
+    if label_patch or managed_before != set(desired_labels):
+        patch["metadata"] = {"labels": label_patch, "annotations": {MANAGED_LABELS_ANNOTATION: managed_now}}
+    desired_taints = desired["spec"]["taints"]
+    actual_taints = actual.get("spec", {}).get("taints") or []
+    # Taints the node lifecycle controller manages (node.kubernetes.io/*) are not ours to remove.
+    foreign = [t for t in actual_taints if str(t.get("key", "")).startswith("node.kubernetes.io/")]
+    if _taint_set(actual_taints) != _taint_set(foreign + desired_taints):
+        patch["spec"] = {"taints": foreign + desired_taints}
+    return patch or None
+
+
+def _taint_set(taints: Sequence[Mapping[str, Any]]) -> set[tuple[Any, Any, Any]]:
+    return {(t.get("key"), t.get("value"), t.get("effect")) for t in taints}
+
+
+def _timestamp(now: datetime.datetime) -> str:
+    return now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _micro_timestamp(now: datetime.datetime) -> str:
+    return now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,137 @@
+"""A VirtualNode custom resource, parsed into typed, immutable configuration (pure: no I/O).
+
+The API server already validated the object against the CRD's schema and CEL rules and applied its defaults;
+this module only gives the rest of acinode typed access, with the same defaults for objects written before a
+default existed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from acinode import types
+
+CredentialType = Literal["Default", "WorkloadIdentity", "ManagedIdentity", "ServicePrincipal", "StaticToken"]
+CloudName = Literal["AzurePublicCloud", "AzureUSGovernment", "AzureChinaCloud", "Custom"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretReference:
+    name: str
+    namespace: str | None = None
+    """None: the operator's own namespace."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Taint:
+    key: str
+    effect: str
+    value: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CloudConfig:
+    name: CloudName = "AzurePublicCloud"
+    resource_manager_endpoint: str | None = None
+    authority_host: str | None = None
+    credential_scope: str | None = None
+    ca_bundle: str | None = None
+    """PEM certificates to trust for the ARM endpoint."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CredentialsConfig:
+    type: CredentialType = "Default"
+    client_id: str | None = None
+    secret_ref: SecretReference | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class AzureConfig:
+    subscription_id: types.SubscriptionId
+    resource_group: types.ResourceGroup
+    region: str
+    subnet_id: str | None = None
+    cloud: CloudConfig = dataclasses.field(default_factory=CloudConfig)
+    credentials: CredentialsConfig = dataclasses.field(default_factory=CredentialsConfig)
+    tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class DnsConfig:
+    cluster_dns: tuple[str, ...] = ()
+    cluster_domain: str = "cluster.local"
+
+
+@dataclasses.dataclass(frozen=True)
+class VirtualNodeConfig:
+    name: str
+    """The VirtualNode's own name."""
+    node_name: types.NodeName
+    azure: AzureConfig
+    operating_system: str = "linux"
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    disable_default_taint: bool = False
+    capacity: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    dns: DnsConfig = dataclasses.field(default_factory=DnsConfig)
+    kube_proxy_enabled: bool = False
+    generation: int = 0
+
+
+DEFAULT_CAPACITY: Mapping[str, str] = {"cpu": "800", "memory": "4Ti", "pods": "1000"}
+
+
+def _secret_ref(raw: Mapping[str, Any] | None) -> SecretReference | None:
+    if not raw:
+        return None
+    return SecretReference(name=str(raw["name"]), namespace=raw.get("namespace"))
+
+
+def virtual_node_config_from_resource(resource: Mapping[str, Any]) -> VirtualNodeConfig:
+    """Parse a VirtualNode object (as the API server returns it) into typed configuration."""
+    metadata = resource.get("metadata", {})
+    spec = resource.get("spec", {})
+    azure = spec.get("azure", {})
+    cloud = azure.get("cloud") or {}
+    credentials = azure.get("credentials") or {}
+    capacity = {**DEFAULT_CAPACITY, **{k: str(v) for k, v in (spec.get("capacity") or {}).items()}}
+    dns = spec.get("dns") or {}
+    return VirtualNodeConfig(
+        name=str(metadata["name"]),
+        node_name=types.NodeName(str(spec.get("nodeName") or metadata["name"])),
+        generation=int(metadata.get("generation", 0)),
+        operating_system=str(spec.get("operatingSystem", "linux")),
+        labels=dict(spec.get("labels") or {}),
+        taints=tuple(
+            Taint(key=str(t["key"]), effect=str(t["effect"]), value=t.get("value")) for t in spec.get("taints") or []
+        ),
+        disable_default_taint=bool(spec.get("disableDefaultTaint", False)),
+        capacity=capacity,
+        azure=AzureConfig(
+            subscription_id=types.SubscriptionId(str(azure.get("subscriptionId", ""))),
+            resource_group=types.ResourceGroup(str(azure.get("resourceGroup", ""))),
+            region=str(azure.get("region", "")),
+            subnet_id=azure.get("subnetId"),
+            cloud=CloudConfig(
+                name=cloud.get("name", "AzurePublicCloud"),
+                resource_manager_endpoint=cloud.get("resourceManagerEndpoint"),
+                authority_host=cloud.get("authorityHost"),
+                credential_scope=cloud.get("credentialScope"),
+                ca_bundle=cloud.get("caBundle"),
+            ),
+            credentials=CredentialsConfig(
+                type=credentials.get("type", "Default"),
+                client_id=credentials.get("clientId"),
+                secret_ref=_secret_ref(credentials.get("secretRef")),
+            ),
+            tags=dict(azure.get("tags") or {}),
+        ),
+        dns=DnsConfig(
+            cluster_dns=tuple(dns.get("clusterDNS") or ()),
+            cluster_domain=str(dns.get("clusterDomain", "cluster.local")),
+        ),
+        kube_proxy_enabled=bool((spec.get("kubeProxy") or {}).get("enabled", False)),
+    )

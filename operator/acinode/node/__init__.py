@@ -1,0 +1,1 @@
+"""Keeping virtual nodes alive: Node registration, Lease renewal and status heartbeats, one set per node."""

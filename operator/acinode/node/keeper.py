@@ -1,0 +1,227 @@
+"""One virtual node's life: registration, Lease renewal and status heartbeats as independent loops.
+
+Each VirtualNode gets its own keeper with its own tasks, and every API call has a timeout, so a slow call for
+one node never delays another node's lease, and a slow backend probe never delays this node's lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from acinode import errors, settings
+from acinode.kube import client, resources
+from acinode.mapping import node as node_mapping
+from acinode.mapping import virtualnode
+from acinode.node import heartbeat, lease, registration
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime.datetime]
+
+
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class NodeKeeper:
+    def __init__(
+        self,
+        kube: client.KubeClient,
+        config: virtualnode.VirtualNodeConfig,
+        identity: node_mapping.NodeIdentity,
+        probe: heartbeat.BackendProbe,
+        operator_settings: settings.Settings,
+        owner_uid: str | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.kube = kube
+        self.config = config
+        self.identity = identity
+        self.probe = probe
+        self.settings = operator_settings
+        self.owner_uid = owner_uid
+        self.clock = clock
+        self.readiness = node_mapping.Readiness(False, "KubeletNotReady", "acinode is starting")
+        self.node_uid: str | None = None
+        self.conditions: list[dict[str, Any]] = []
+        self.last_renewal: float | None = None
+        """Monotonic time of the last successful Lease renewal (heartbeat age for metrics)."""
+        self._last_status_patch = 0.0
+        self._reported: dict[str, Any] | None = None
+        self._poked = asyncio.Event()
+
+    @property
+    def log_fields(self) -> dict[str, str]:
+        return {"node": self.config.node_name}
+
+    def poke(self) -> None:
+        """Re-check registration and status now (the Node was deleted, the spec changed)."""
+        self._poked.set()
+
+    def update_config(self, config: virtualnode.VirtualNodeConfig) -> None:
+        self.config = config
+        self.poke()
+
+    async def _call(self, coroutine: Any) -> Any:
+        async with asyncio.timeout(self.settings.node.api_timeout_seconds):
+            return await coroutine
+
+    # --- one iteration of each loop -----------------------------------------------------------------------
+
+    async def register_once(self) -> None:
+        node = await self._call(registration.ensure_node(self.kube, self.config, self.identity, self.owner_uid))
+        self.node_uid = node["metadata"]["uid"]
+        self.conditions = list(node.get("status", {}).get("conditions") or [])
+
+    async def status_once(self, force: bool = False) -> None:
+        """Probe the backend; patch Node status if readiness changed, on ``force``, or when the last is old."""
+        async with asyncio.timeout(self.settings.node.api_timeout_seconds):
+            readiness = await heartbeat.probe_readiness(self.probe)
+        changed = readiness != self.readiness
+        if changed:
+            log = logger.info if readiness.ready else logger.warning
+            log("node readiness changed: %s (%s)", readiness.reason, readiness.message, extra=self.log_fields)
+        self.readiness = readiness
+        due = time.monotonic() - self._last_status_patch >= self.settings.node.status_interval_seconds
+        if not (changed or force or due or self.node_uid is None):
+            await self.report_once()
+            return
+        if self.node_uid is None:
+            await self.register_once()
+        try:
+            self.conditions = await self._call(
+                heartbeat.patch_status_once(
+                    self.kube, self.config, self.identity, readiness, self.clock(), self.conditions
+                )
+            )
+        except errors.NotFoundError:
+            logger.warning("node is gone; registering it again", extra=self.log_fields)
+            await self.register_once()
+            self.conditions = await self._call(
+                heartbeat.patch_status_once(self.kube, self.config, self.identity, readiness, self.clock(), [])
+            )
+        self._last_status_patch = time.monotonic()
+        await self.report_once()
+
+    async def lease_once(self) -> None:
+        """Renew the Lease, unless the backend is not ready (then the node must be seen to go stale)."""
+        if not self.readiness.ready or self.node_uid is None:
+            return
+        duration = self.settings.lease.duration_seconds
+        try:
+            await self._call(lease.renew_once(self.kube, self.config.node_name, self.node_uid, self.clock(), duration))
+        except errors.NotFoundError:
+            # The Lease may be gone with its Node: re-register on the status loop, now.
+            self.poke()
+            raise
+        self.last_renewal = time.monotonic()
+
+    async def report_once(self) -> None:
+        """Mirror registration and readiness on the VirtualNode's status (only when something changed)."""
+        registered = self.node_uid is not None
+        status = {
+            "observedGeneration": self.config.generation,
+            "nodeName": self.config.node_name,
+            "conditions": _virtual_node_conditions(self.readiness, registered, self.clock(), self._reported),
+        }
+        if self._reported is not None and _same_status(self._reported, status):
+            return
+        await self._call(
+            self.kube.patch(f"{resources.virtual_node_path(self.config.name)}/status", {"status": status}, "merge")
+        )
+        self._reported = status
+
+    # --- loops --------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until cancelled. Errors in one iteration are logged and retried on the next."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._run_status(), name=f"status:{self.config.node_name}")
+            tasks.create_task(self._run_lease(), name=f"lease:{self.config.node_name}")
+
+    async def _run_status(self) -> None:
+        force = True
+        while True:
+            try:
+                await self.status_once(force=force)
+                force = False
+            except (errors.AcinodeError, TimeoutError) as err:
+                logger.warning("node status update failed: %s", err, extra=self.log_fields)
+                force = True
+            self._poked.clear()
+            try:
+                async with asyncio.timeout(self.settings.node.probe_interval_seconds):
+                    await self._poked.wait()
+                    force = True
+            except TimeoutError:
+                pass
+
+    async def _run_lease(self) -> None:
+        interval = self.settings.lease.renew_interval_seconds
+        while True:
+            try:
+                await self.lease_once()
+            except (errors.AcinodeError, TimeoutError) as err:
+                logger.warning("lease renewal failed: %s", err, extra=self.log_fields)
+            # A little jitter keeps many nodes' renewals from hitting the API server in lockstep.
+            await asyncio.sleep(interval * random.uniform(0.95, 1.0))  # noqa: S311
+
+
+def _condition(
+    kind: str, ok: bool, reason: str, message: str, now: datetime.datetime, before: dict[str, Any] | None
+) -> dict[str, Any]:
+    status = "True" if ok else "False"
+    previous = next((c for c in (before or {}).get("conditions", []) if c["type"] == kind), None)
+    transition = previous["lastTransitionTime"] if previous and previous["status"] == status else None
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": transition or now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def _virtual_node_conditions(
+    readiness: node_mapping.Readiness,
+    registered: bool,
+    now: datetime.datetime,
+    before: dict[str, Any] | None,
+) -> list[dict[str, Any]]:
+    backend_ok = readiness.reason != "BackendUnreachable" and readiness.reason != "BackendCredentialsRefused"
+    return [
+        _condition("Ready", readiness.ready and registered, readiness.reason, readiness.message, now, before),
+        _condition(
+            "Registered",
+            registered,
+            "NodeRegistered" if registered else "NodeNotRegistered",
+            "the Node is registered" if registered else "the Node is not registered yet",
+            now,
+            before,
+        ),
+        _condition(
+            "BackendReachable",
+            backend_ok,
+            "BackendReachable" if backend_ok else readiness.reason,
+            "Azure Container Instances answered" if backend_ok else readiness.message,
+            now,
+            before,
+        ),
+    ]
+
+
+def _same_status(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    def essence(s: dict[str, Any]) -> Any:
+        return (
+            s["observedGeneration"],
+            s["nodeName"],
+            [(c["type"], c["status"], c["reason"], c["message"]) for c in s["conditions"]],
+        )
+
+    return bool(essence(a) == essence(b))

@@ -1,0 +1,142 @@
+"""The composition root: log in, build the services, configure Kopf, register the handlers and run.
+
+Everything stateful is created here once and passed explicitly (through Kopf's memo to the handlers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+from typing import Any
+
+import kopf
+
+from acinode import handlers, services, settings, types
+from acinode.kube import client, connection
+from acinode.mapping import node as node_mapping
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """What ``acinode run`` was asked on its command line."""
+
+    kubeconfig: str | None = None
+    namespace: str = "default"
+    """The operator's own namespace: where credential Secrets are looked up by default."""
+    liveness_endpoint: str | None = None
+    log_format: str = "plain"
+    verbose: bool = False
+    standalone: bool = True
+    peering_name: str = "acinode"
+    priority: int = 0
+
+
+def _connection_from(info: kopf.ConnectionInfo) -> connection.KubeConnection:
+    def as_bytes(value: str | bytes | None) -> bytes | None:
+        return value.encode() if isinstance(value, str) else value
+
+    def as_path(value: Any) -> str | None:
+        return os.fsdecode(value) if value else None
+
+    return connection.KubeConnection(
+        server=info.server,
+        ca_path=as_path(info.ca_path),
+        ca_data=as_bytes(info.ca_data),
+        insecure=bool(info.insecure),
+        token=info.token,
+        certificate_path=as_path(info.certificate_path),
+        certificate_data=as_bytes(info.certificate_data),
+        private_key_path=as_path(info.private_key_path),
+        private_key_data=as_bytes(info.private_key_data),
+    )
+
+
+def login() -> kopf.ConnectionInfo:
+    """In-cluster service account first, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+    info = kopf.login_with_service_account() or kopf.login_with_kubeconfig()
+    if info is None:
+        raise kopf.LoginError("no Kubernetes credentials: not in a cluster, and no kubeconfig found")
+    return info
+
+
+def configure_kopf(kopf_settings: kopf.OperatorSettings, options: RunOptions) -> None:
+    # Kopf's own state stays on VirtualNodes, under our prefix; Pods and Nodes get none of it.
+    kopf_settings.persistence.finalizer = "acinode.dev/finalizer"
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="acinode.dev")
+    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="acinode.dev", key="last-handled-configuration"
+    )
+    kopf_settings.posting.level = logging.WARNING
+    # Only the Nodes acinode manages are watched (server-side selector).
+    kopf_settings.watching.label_selectors["v1", "nodes"] = node_mapping.MANAGED_BY_LABEL
+    kopf_settings.watching.server_timeout = 300
+    kopf_settings.peering.standalone = options.standalone
+    kopf_settings.peering.name = options.peering_name
+    kopf_settings.peering.priority = options.priority
+    kopf_settings.peering.clusterwide = True
+
+
+async def cluster_id(kube: client.KubeClient) -> types.ClusterId:
+    namespace = await kube.get("/api/v1/namespaces/kube-system")
+    return types.ClusterId(str(namespace["metadata"]["uid"]))
+
+
+async def serve(options: RunOptions, operator_settings: settings.Settings) -> None:
+    if options.kubeconfig:
+        os.environ["KUBECONFIG"] = options.kubeconfig
+    info = login()
+    kube = client.KubeClient(_connection_from(info))
+    try:
+        svc = services.Services(
+            kube=kube,
+            settings=operator_settings,
+            identity=node_mapping.NodeIdentity(
+                internal_ip=operator_settings.node.internal_ip,
+                kubelet_port=operator_settings.node.kubelet_port,
+                kubelet_version=operator_settings.node.kubelet_version,
+            ),
+            operator_namespace=options.namespace,
+            cluster_id=await cluster_id(kube),
+        )
+        registry = kopf.get_default_registry()
+
+        @kopf.on.login(registry=registry)
+        def use_login(**_: Any) -> kopf.ConnectionInfo:
+            return info
+
+        @kopf.on.startup(registry=registry)
+        def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+            configure_kopf(settings, options)
+
+        logger.info("acinode operator starting (cluster %s)", svc.cluster_id)
+        await kopf.operator(
+            registry=registry,
+            clusterwide=True,
+            standalone=options.standalone,
+            peering_name=options.peering_name,
+            priority=options.priority,
+            liveness_endpoint=options.liveness_endpoint,
+            memo=kopf.Memo(services=svc),
+        )
+    finally:
+        await kube.close()
+
+
+def run(options: RunOptions) -> int:
+    kopf.configure(
+        verbose=options.verbose,
+        log_format=kopf.LogFormat.JSON if options.log_format == "json" else kopf.LogFormat.FULL,
+    )
+    assert handlers.virtualnodes  # importing the package registered the handlers
+    try:
+        asyncio.run(serve(options, settings.settings_from_environment()))
+    except KeyboardInterrupt:
+        return 0
+    except kopf.LoginError as err:
+        logger.error("%s", err)
+        return 1
+    return 0
