@@ -6,6 +6,7 @@ Everything stateful is created here once and passed explicitly (through Kopf's m
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import logging
 import os
@@ -37,7 +38,8 @@ class RunOptions:
 
 def _connection_from(info: kopf.ConnectionInfo) -> connection.KubeConnection:
     def as_bytes(value: str | bytes | None) -> bytes | None:
-        return value.encode() if isinstance(value, str) else value
+        # Kopf keeps kubeconfig's *-data fields base64-encoded, as they are in the file.
+        return base64.b64decode(value) if value else None
 
     def as_path(value: Any) -> str | None:
         return os.fsdecode(value) if value else None
@@ -57,7 +59,10 @@ def _connection_from(info: kopf.ConnectionInfo) -> connection.KubeConnection:
 
 def login() -> kopf.ConnectionInfo:
     """In-cluster service account first, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
-    info = kopf.login_with_service_account() or kopf.login_with_kubeconfig()
+    kopf_settings = kopf.OperatorSettings()
+    info = kopf.login_with_service_account(settings=kopf_settings) or kopf.login_with_kubeconfig(
+        settings=kopf_settings
+    )
     if info is None:
         raise kopf.LoginError("no Kubernetes credentials: not in a cluster, and no kubeconfig found")
     return info
@@ -74,10 +79,6 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, options: RunOptions) ->
     # Only the Nodes acinode manages are watched (server-side selector).
     kopf_settings.watching.label_selectors["v1", "nodes"] = node_mapping.MANAGED_BY_LABEL
     kopf_settings.watching.server_timeout = 300
-    kopf_settings.peering.standalone = options.standalone
-    kopf_settings.peering.name = options.peering_name
-    kopf_settings.peering.priority = options.priority
-    kopf_settings.peering.clusterwide = True
 
 
 async def cluster_id(kube: client.KubeClient) -> types.ClusterId:
@@ -117,7 +118,7 @@ async def serve(options: RunOptions, operator_settings: settings.Settings) -> No
             registry=registry,
             clusterwide=True,
             standalone=options.standalone,
-            peering_name=options.peering_name,
+            peering_name=None if options.standalone else options.peering_name,
             priority=options.priority,
             liveness_endpoint=options.liveness_endpoint,
             memo=kopf.Memo(services=svc),
@@ -131,9 +132,16 @@ def run(options: RunOptions) -> int:
         verbose=options.verbose,
         log_format=kopf.LogFormat.JSON if options.log_format == "json" else kopf.LogFormat.FULL,
     )
+    # The SDK's HTTP logging policy logs every request at INFO: keep it to warnings.
+    logging.getLogger("azure").setLevel(logging.WARNING)
     assert handlers.virtualnodes  # importing the package registered the handlers
     try:
-        asyncio.run(serve(options, settings.settings_from_environment()))
+        operator_settings = settings.settings_from_environment()
+    except ValueError as err:
+        logger.error("invalid setting: %s", err)
+        return 2
+    try:
+        asyncio.run(serve(options, operator_settings))
     except KeyboardInterrupt:
         return 0
     except kopf.LoginError as err:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
+from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,12 +87,39 @@ class Settings:
     aci: AciSettings = dataclasses.field(default_factory=AciSettings)
 
 
+def _section_from_environment(section: Any, prefix: str, env: Mapping[str, str]) -> Any:
+    """Override each field of a settings section from ``ACINODE_<SECTION>_<FIELD>``, typed like its default."""
+    changes: dict[str, Any] = {}
+    for field in dataclasses.fields(section):
+        name = f"{prefix}{field.name.upper()}"
+        if name not in env:
+            continue
+        default = getattr(section, field.name)
+        raw = env[name]
+        try:
+            if isinstance(default, bool):
+                if raw.lower() not in ("1", "true", "yes", "0", "false", "no"):
+                    raise ValueError(raw)
+                changes[field.name] = raw.lower() in ("1", "true", "yes")
+            elif isinstance(default, int | float | str):
+                changes[field.name] = type(default)(raw)
+            else:
+                raise ValueError("not settable from the environment")
+        except ValueError as err:
+            raise ValueError(f"{name}={raw!r}: expected {type(default).__name__} ({err})") from None
+    return dataclasses.replace(section, **changes)
+
+
 def settings_from_environment(environ: Mapping[str, str] | None = None) -> Settings:
-    """Defaults, overridden by the ``ACINODE_*`` and downward-API variables that are set."""
+    """Defaults, overridden by the downward API (``POD_IP``) and by ``ACINODE_<SECTION>_<FIELD>`` variables
+    (for example ``ACINODE_LEASE_RENEW_INTERVAL_SECONDS=5``). Raises ValueError naming a malformed variable."""
     env = os.environ if environ is None else environ
-    node = NodeSettings()
+    defaults = Settings()
+    node = defaults.node
     if env.get("POD_IP"):
         node = dataclasses.replace(node, internal_ip=env["POD_IP"])
-    if env.get("ACINODE_KUBELET_PORT"):
-        node = dataclasses.replace(node, kubelet_port=int(env["ACINODE_KUBELET_PORT"]))
-    return Settings(node=node)
+    return Settings(
+        lease=_section_from_environment(defaults.lease, "ACINODE_LEASE_", env),
+        node=_section_from_environment(node, "ACINODE_NODE_", env),
+        aci=_section_from_environment(defaults.aci, "ACINODE_ACI_", env),
+    )

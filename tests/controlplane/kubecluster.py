@@ -363,7 +363,9 @@ class ControlPlane:
             if proc.poll() is not None:
                 logfile = self.state_dir / "logs" / f"{name}.log"
                 tail = logfile.read_text(errors="replace").splitlines()[-15:]
-                raise ControlPlaneError(f"{name} exited with {proc.returncode}; {logfile}:\n" + "\n".join(tail))
+                raise ControlPlaneError(
+                    f"{name} exited with {proc.returncode}; {logfile}:\n" + "\n".join(tail)
+                )
 
     def _wait(self, what: str, predicate: Any, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -373,7 +375,9 @@ class ControlPlane:
                 if predicate():
                     return
             time.sleep(0.2)
-        raise ControlPlaneError(f"timed out after {timeout:.0f}s waiting for {what}; logs in {self.state_dir}/logs")
+        raise ControlPlaneError(
+            f"timed out after {timeout:.0f}s waiting for {what}; logs in {self.state_dir}/logs"
+        )
 
     def _wait_tcp(self, what: str, port: int, timeout: float) -> None:
         def connects() -> bool:
@@ -458,7 +462,9 @@ def peak_memory_sampler(pids: Sequence[int], interval: float = 0.5) -> Iterator[
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=("build", "up", "down", "status"))
     parser.add_argument("--state-dir", type=Path, default=REPO_ROOT / ".cluster")
     parser.add_argument("--force", action="store_true", help="build: rebuild even if up to date")
@@ -471,7 +477,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "up":
             if (state_dir / "pids.json").exists():
                 stop_detached(state_dir)
-            cp = ControlPlane(state_dir, node_monitor_grace_period=args.node_monitor_grace_period, detach=True)
+            cp = ControlPlane(
+                state_dir, node_monitor_grace_period=args.node_monitor_grace_period, detach=True
+            )
             cp.start()
             print(f"export KUBECONFIG={cp.kubeconfig}")
         elif args.command == "down":

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from kubernetes import client
+
 from support.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -86,7 +87,9 @@ class HandRenewedNode:
                 metadata=client.V1ObjectMeta(
                     name=self.name,
                     owner_references=[
-                        client.V1OwnerReference(api_version="v1", kind="Node", name=self.name, uid=node.metadata.uid)
+                        client.V1OwnerReference(
+                            api_version="v1", kind="Node", name=self.name, uid=node.metadata.uid
+                        )
                     ],
                 ),
                 spec=client.V1LeaseSpec(holder_identity=self.name, lease_duration_seconds=40, renew_time=now),
@@ -127,7 +130,9 @@ def test_seed_deployment_gets_pods_that_stay_pending_without_a_matching_node(
     assert apps.list_namespaced_replica_set(namespace).items, "the deployment controller made no ReplicaSet"
 
     def failed_scheduling() -> list[client.CoreV1Event]:
-        events = core_v1.list_namespaced_event(namespace, field_selector=f"involvedObject.name={pods[0].metadata.name}")
+        events = core_v1.list_namespaced_event(
+            namespace, field_selector=f"involvedObject.name={pods[0].metadata.name}"
+        )
         return [e for e in events.items if e.reason == "FailedScheduling"]
 
     events = wait_until(failed_scheduling, 30, "the scheduler's FailedScheduling event")

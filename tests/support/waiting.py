@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -25,21 +24,3 @@ def wait_until(predicate: Callable[[], T | None], timeout: float, what: str, int
             detail = f" (last error: {last_error!r})" if last_error else ""
             raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
         time.sleep(interval)
-
-
-async def async_wait_until(
-    predicate: Callable[[], Awaitable[T | None]], timeout: float, what: str, interval: float = 0.1
-) -> T:
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while True:
-        try:
-            value = await predicate()
-            if value:
-                return value
-        except Exception as err:
-            last_error = err
-        if time.monotonic() >= deadline:
-            detail = f" (last error: {last_error!r})" if last_error else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
-        await asyncio.sleep(interval)

@@ -232,3 +232,8 @@ def _summary_of(group: models.ContainerGroup, name: types.ContainerGroupName) ->
         location=group.location,
         ip_address=group.ip_address.ip if group.ip_address else None,
     )
+
+
+def _conforms(implementation: AzureAciApi) -> api.AciApi:
+    # mypy proves here that AzureAciApi fulfils the AciApi role.
+    return implementation

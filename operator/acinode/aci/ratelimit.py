@@ -152,7 +152,7 @@ class ArmRateLimiter:
         until = self._clock.now() + max(0.0, seconds)
         if until > self._paused_until:
             self._paused_until = until
-            logger.warning("ARM asked to slow down: pausing all requests", extra={"pause_seconds": seconds})
+            logger.info("pausing every ARM request", extra={"pause_seconds": seconds})
         for bucket in self._buckets.values():
             bucket.empty_until(until)
 
@@ -192,6 +192,23 @@ class ArmRateLimiter:
             raise errors.ThrottledError(
                 f"ARM request not sent: {why}, next slot in {wait:.1f}s", retry_after_seconds=wait
             )
+
+
+class SubscriptionLimiters:
+    """One ``ArmRateLimiter`` per ARM subscription, built on first use: ARM's limits are per subscription, so
+    every client of a subscription (one per VirtualNode) must draw from the same budget. The composition root
+    owns one of these and passes ``limiter_for(target.subscription_id)`` to each client."""
+
+    def __init__(self, aci: settings.AciSettings, *, clock: Clock | None = None) -> None:
+        self._settings = aci
+        self._clock = clock
+        self._limiters: dict[str, ArmRateLimiter] = {}
+
+    def limiter_for(self, subscription_id: str) -> ArmRateLimiter:
+        key = subscription_id.lower()
+        if key not in self._limiters:
+            self._limiters[key] = ArmRateLimiter.from_settings(self._settings, clock=self._clock)
+        return self._limiters[key]
 
 
 def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:

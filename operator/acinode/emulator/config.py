@@ -1,4 +1,4 @@
-"""The emulator's configuration: one mutable object (hooks may change delays, quotas and throttles at runtime)."""
+"""The emulator's configuration: one mutable object (hooks change delays, quotas and throttles at runtime)."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ class EmulatorConfig:
 def check_loopback_range(text: str) -> ipaddress.IPv4Network:
     """The stand-in only ever binds loopback addresses: anything outside 127.0.0.0/8 is refused."""
     net = ipaddress.ip_network(text, strict=False)
-    if not isinstance(net, ipaddress.IPv4Network) or not net.subnet_of(ipaddress.ip_network("127.0.0.0/8")):
+    if not isinstance(net, ipaddress.IPv4Network) or not net.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
         raise ValueError(f"--ip-range must lie inside 127.0.0.0/8, not {text!r}")
     return net
 

@@ -1,7 +1,8 @@
 """Test hooks' state: injected faults, LRO failures, and request statistics.
 
 A fault rule matches an operation (its swagger operationId, e.g. ``ContainerGroups_Get``, or ``*``) and fires
-with a probability (``rate``) for at most ``count`` requests; it can add latency, drop the connection, or answer
+with a probability (``rate``) for at most ``count`` requests; it can add latency, drop the connection, or
+answer
 an ARM error with the given status and code.
 """
 

@@ -1,6 +1,6 @@
 """The container-group state machine: provisioning, image pulls, containers running their scripts, restarts.
 
-Each deployment (create, update, start, restart) is a new *generation* of the group with its own asyncio tasks;
+Each deployment (create, update, start, restart) is a new *generation* of the group with its own tasks;
 stopping or deleting cancels them. Time only advances through ``asyncio.sleep`` with the configured delays, so
 tests that set them to 0 see a group reach Running within a few loop turns.
 """
@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from acinode.emulator import config, netstandin, script, store, wire
 
@@ -48,7 +49,7 @@ class Lifecycle:
     # -- entry points used by the routes --
 
     def deploy(self, group: store.GroupRecord, op: store.Operation | None, reason: str) -> None:
-        """Start a new generation: provisioning delay, pulls, then the containers (create/update/start/restart)."""
+        """A new generation: provisioning delay, pulls, then the containers (create/update/start/restart)."""
         self._cancel(group.key)
         group.generation += 1
         if reason in ("create", "update"):
@@ -78,10 +79,16 @@ class Lifecycle:
                 if current.state == "Running":
                     store.add_event(runtime.events, now, "Killing", f"Killing container {runtime.name}")
                 runtime.current = store.ContainerState(
-                    "Terminated", current.start_time or now, now, 137 if current.state == "Running" else 0, "Killed"
+                    "Terminated",
+                    current.start_time or now,
+                    now,
+                    137 if current.state == "Running" else 0,
+                    "Killed",
                 )
         group.state = state
-        self._finish_operation(group, "Canceled", {"code": "Canceled", "message": "The operation was canceled."})
+        self._finish_operation(
+            group, "Canceled", {"code": "Canceled", "message": "The operation was canceled."}
+        )
         await self.listeners.close(listener_key(group))
         self.store.touch()
 
@@ -103,7 +110,9 @@ class Lifecycle:
         for spec in group.container_specs():
             runtime = group.containers.get(spec["name"])
             if runtime is not None and runtime.current is not None:
-                self._spawn(group.key, self._run_container(group, group.generation, runtime, spec, resumed=True))
+                self._spawn(
+                    group.key, self._run_container(group, group.generation, runtime, spec, resumed=True)
+                )
         self._spawn(group.key, self._open_network(group))
 
     async def shutdown(self) -> None:
@@ -116,8 +125,8 @@ class Lifecycle:
 
     # -- internals --
 
-    def _spawn(self, key: store.Key, coro: asyncio.Future[None] | object) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, key: store.Key, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         tasks = self._tasks.setdefault(key, set())
         tasks.add(task)
         task.add_done_callback(lambda t: self._reap(key, t))
@@ -135,7 +144,9 @@ class Lifecycle:
         for task in self._tasks.pop(key, set()):
             task.cancel()
 
-    def _finish_operation(self, group: store.GroupRecord, status: str, error: wire.Json | None = None) -> None:
+    def _finish_operation(
+        self, group: store.GroupRecord, status: str, error: wire.Json | None = None
+    ) -> None:
         op = self.store.operations.get(group.operation_id or "")
         if op is not None:
             op.finish(time.time(), status, error)
@@ -195,14 +206,18 @@ class Lifecycle:
         runtime.current = store.ContainerState("Running", start_time=now)
         store.add_event(runtime.events, now, "Started", f"Started container {runtime.name}")
 
-    def _shell(self, group: store.GroupRecord, runtime: store.ContainerRuntime, spec: wire.Json) -> script.Shell:
+    def _shell(
+        self, group: store.GroupRecord, runtime: store.ContainerRuntime, spec: wire.Json
+    ) -> script.Shell:
         env = {
             str(e["name"]): str(e.get("value", e.get("secureValue", "")))
             for e in spec["properties"].get("environmentVariables") or []
         }
         return script.Shell(write=lambda line: runtime.write(time.time(), line), env=env, hostname=group.name)
 
-    async def _run_once(self, group: store.GroupRecord, runtime: store.ContainerRuntime, spec: wire.Json) -> int:
+    async def _run_once(
+        self, group: store.GroupRecord, runtime: store.ContainerRuntime, spec: wire.Json
+    ) -> int:
         behaviour = script.behaviour_from_command(spec["properties"].get("command"))
         if behaviour.error:
             runtime.write(time.time(), behaviour.error)
@@ -212,7 +227,9 @@ class Lifecycle:
         code = await self._shell(group, runtime, spec).run(behaviour.program)
         now = time.time()
         start = runtime.current.start_time if runtime.current else now
-        runtime.current = store.ContainerState("Terminated", start, now, code, "Completed" if code == 0 else "Error")
+        runtime.current = store.ContainerState(
+            "Terminated", start, now, code, "Completed" if code == 0 else "Error"
+        )
         self.store.touch()
         return code
 
@@ -234,7 +251,9 @@ class Lifecycle:
         policy = group.properties.get("restartPolicy", "Always")
         return bool(policy == "Always" or (policy == "OnFailure" and code != 0))
 
-    async def _run_init(self, group: store.GroupRecord, gen: int, runtime: store.ContainerRuntime, spec: wire.Json) -> bool:
+    async def _run_init(
+        self, group: store.GroupRecord, gen: int, runtime: store.ContainerRuntime, spec: wire.Json
+    ) -> bool:
         self._start(runtime)
         while True:
             code = await self._run_once(group, runtime, spec)
@@ -250,7 +269,12 @@ class Lifecycle:
             await self._restart_after_backoff(runtime)
 
     async def _run_container(
-        self, group: store.GroupRecord, gen: int, runtime: store.ContainerRuntime, spec: wire.Json, resumed: bool = False
+        self,
+        group: store.GroupRecord,
+        gen: int,
+        runtime: store.ContainerRuntime,
+        spec: wire.Json,
+        resumed: bool = False,
     ) -> None:
         current = runtime.current
         if resumed and current is not None and current.state == "Terminated":

@@ -103,7 +103,9 @@ class Listeners:
             try:
                 await web.TCPSite(runner, address, port, reuse_address=True).start()
             except OSError as exc:
-                logger.warning("stand-in cannot listen", extra={"address": address, "port": port, "error": str(exc)})
+                logger.warning(
+                    "stand-in cannot listen", extra={"address": address, "port": port, "error": str(exc)}
+                )
 
     async def close(self, key: str) -> None:
         runner = self._runners.pop(key, None)

@@ -27,13 +27,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="answer SubscriptionNotFound for any subscription but --subscription-id",
     )
-    parser.add_argument("--provisioning-delay", type=float, default=0.5, help="seconds a create stays Pending")
+    parser.add_argument(
+        "--provisioning-delay", type=float, default=0.5, help="seconds a create stays Pending"
+    )
     parser.add_argument("--pull-delay", type=float, default=0.0, help="seconds an image pull takes")
     parser.add_argument(
         "--backoff-base", type=float, default=1.0, help="first restart back-off in seconds (doubles)"
     )
     parser.add_argument("--backoff-max", type=float, default=30.0, help="longest restart back-off in seconds")
-    parser.add_argument("--persist", action="store_true", help="keep groups in DIR/state.json across restarts")
+    parser.add_argument(
+        "--persist", action="store_true", help="keep groups in DIR/state.json across restarts"
+    )
     parser.add_argument(
         "--ip-range", default="127.240.0.0/16", help="loopback range for container-group IPs (in 127/8)"
     )

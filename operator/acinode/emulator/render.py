@@ -3,7 +3,7 @@
 - ``get`` (and PUT/DELETE answers) carry the group's and each container's instance view;
   ``list`` entries carry neither (the real list omits them: Azure/azure-rest-api-specs #21280).
 - Secrets are never echoed: ``secureValue``, registry ``password``, Log Analytics ``workspaceKey``.
-- Read-only defaults the service adds are filled in (sku, restartPolicy, initContainers, provisioning timeout).
+- Read-only defaults the service adds are filled in (sku, restartPolicy, initContainers, timeouts).
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ def group_body(group: store.GroupRecord, *, list_view: bool = False) -> wire.Jso
         _container(c, group.containers.get(c["name"]), not list_view) for c in group.container_specs()
     ]
     props["initContainers"] = [
-        _container(c, group.init_containers.get(c["name"]), not list_view) for c in group.container_specs(True)
+        _container(c, group.init_containers.get(c["name"]), not list_view)
+        for c in group.container_specs(True)
     ]
     props.setdefault("restartPolicy", "Always")
     props.setdefault("sku", "Standard")

@@ -1,37 +1,31 @@
 """A tiny, safe shell interpreter that decides what an emulated container (or an exec session) "does".
 
 Nothing here ever runs on the host: commands are pure Python builtins writing lines to a log and sleeping.
-Supported: ``;``/newline/``&&``/``||`` lists, ``while … do … done``, ``for v in … do … done`` (with ``{1..5}``),
-``if … then … else … fi``, ``NAME=value``, ``$NAME``/``${NAME}``/``$?`` and the builtins in ``_BUILTINS``.
+Supported: ``;``/newline/``&&``/``||`` lists, ``while … do … done``, ``for v in … do … done`` (``{1..5}``),
+``if … then … else … fi``, ``NAME=value``, ``$NAME``/``${NAME}``/``$?`` and the builtins of ``shellcmds``.
 docs/emulator.md is the user-facing description.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import posixpath
 import re
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from acinode.emulator import shellcmds
+
 SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "busybox"})
 _KEYWORDS_END = frozenset({"do", "done", "then", "else", "elif", "fi"})
 _MIN_ITERATION_SECONDS = 0.01  # a loop body that never sleeps must not spin the event loop
 _VAR = re.compile(r"\$(\?|[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})")
 _RANGE = re.compile(r"^\{(-?\d+)\.\.(-?\d+)\}$")
-_FS_ROOT = ("bin", "dev", "etc", "home", "lib", "proc", "root", "sys", "tmp", "usr", "var")
 
 
 class ScriptError(Exception):
     """A script the interpreter cannot parse (the shell reports it and exits with status 2)."""
-
-
-class _Exit(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -212,7 +206,7 @@ def behaviour_from_command(command: list[str] | None) -> Behaviour:
             if not args:
                 return Behaviour(Seq(()))  # a shell with no script and no stdin exits at once
             return Behaviour(None)  # `sh script.sh`: we cannot see the script, so it serves
-        if program in _BUILTINS:
+        if program in shellcmds.BUILTINS:
             return Behaviour(Simple((program, *command[1:])))
     except ScriptError as exc:
         return Behaviour(Simple(("exit", "2")), error=f"sh: {exc}")
@@ -239,7 +233,7 @@ class Shell:
         """Run ``node``; returns the exit status (``exit N`` ends the script with N)."""
         try:
             return await self._node(node)
-        except _Exit as exc:
+        except shellcmds.ExitError as exc:
             self.status = exc.status
             self.exited = True
             return exc.status
@@ -301,7 +295,7 @@ class Shell:
                     self.write(f"sh: {exc}")
                     return 2
             return 0
-        builtin = _BUILTINS.get(name)
+        builtin = shellcmds.BUILTINS.get(name)
         if builtin is None:
             self.write(f"sh: {argv[0]}: not found")
             return 127
@@ -319,155 +313,3 @@ def _expand_words(words: list[str]) -> list[str]:
         else:
             out += word.split()
     return out
-
-
-def _seconds(text: str) -> float:
-    if text == "infinity":
-        return float("inf")
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    factor = units.get(text[-1:], 1)
-    return float(text[:-1] if text[-1:] in units else text) * factor
-
-
-async def _echo(sh: Shell, args: list[str]) -> int:
-    while args and args[0] in ("-n", "-e", "-E"):
-        args = args[1:]
-    for line in " ".join(args).replace("\\n", "\n").split("\n"):
-        sh.write(line)
-    return 0
-
-
-async def _sleep(sh: Shell, args: list[str]) -> int:
-    try:
-        total = sum(_seconds(a) for a in args)
-    except ValueError:
-        sh.write(f"sleep: invalid time interval '{' '.join(args)}'")
-        return 1
-    sh.slept = True
-    if total == float("inf"):
-        await asyncio.Event().wait()
-    await sh.sleep(total)
-    return 0
-
-
-async def _exit(sh: Shell, args: list[str]) -> int:
-    try:
-        status = int(args[0]) if args else sh.status
-    except ValueError:
-        sh.write(f"sh: exit: Illegal number: {args[0]}")
-        status = 2
-    raise _Exit(status & 0xFF)
-
-
-async def _true(sh: Shell, args: list[str]) -> int:
-    return 0
-
-
-async def _false(sh: Shell, args: list[str]) -> int:
-    return 1
-
-
-_FILES = {
-    "/etc/os-release": 'NAME="Emulated Linux"\nID=acinode-emulator\nPRETTY_NAME="acinode ACI emulator"',
-    "/etc/passwd": "root:x:0:0:root:/root:/bin/sh",
-}
-
-
-async def _cat(sh: Shell, args: list[str]) -> int:
-    status = 0
-    for path in args:
-        if path == "/etc/hostname":
-            sh.write(sh.hostname)
-        elif path in _FILES:
-            for line in _FILES[path].split("\n"):
-                sh.write(line)
-        else:
-            sh.write(f"cat: {path}: No such file or directory")
-            status = 1
-    return status
-
-
-async def _ls(sh: Shell, args: list[str]) -> int:
-    paths = [a for a in args if not a.startswith("-")] or ["/"]
-    for path in paths:
-        if path in ("/", "."):
-            for name in _FS_ROOT:
-                sh.write(name)
-        elif path == "/etc":
-            for name in ("hostname", "os-release", "passwd"):
-                sh.write(name)
-        elif path.strip("/") not in _FS_ROOT:
-            sh.write(f"ls: {path}: No such file or directory")
-            return 1
-    return 0
-
-
-async def _hostname(sh: Shell, args: list[str]) -> int:
-    sh.write(sh.hostname)
-    return 0
-
-
-async def _env(sh: Shell, args: list[str]) -> int:
-    if args:
-        if args[0] not in sh.env:
-            return 1
-        sh.write(sh.env[args[0]])
-        return 0
-    for name, value in sorted(sh.env.items()):
-        sh.write(f"{name}={value}")
-    return 0
-
-
-async def _date(sh: Shell, args: list[str]) -> int:
-    sh.write(dt.datetime.now(dt.UTC).strftime("%a %b %d %H:%M:%S UTC %Y"))
-    return 0
-
-
-async def _constant(text: str, sh: Shell, args: list[str]) -> int:
-    sh.write(text)
-    return 0
-
-
-async def _pwd(sh: Shell, args: list[str]) -> int:
-    return await _constant("/", sh, args)
-
-
-async def _whoami(sh: Shell, args: list[str]) -> int:
-    return await _constant("root", sh, args)
-
-
-async def _uname(sh: Shell, args: list[str]) -> int:
-    text = f"Linux {sh.hostname} 5.15.0 #1 SMP x86_64 GNU/Linux" if "-a" in args else "Linux"
-    return await _constant(text, sh, args)
-
-
-async def _seq(sh: Shell, args: list[str]) -> int:
-    try:
-        nums = [int(a) for a in args]
-    except ValueError:
-        return 1
-    first, last = (1, nums[0]) if len(nums) == 1 else (nums[0], nums[1])
-    for i in range(first, last + 1):
-        sh.write(str(i))
-    return 0
-
-
-_BUILTINS: dict[str, Callable[[Shell, list[str]], Awaitable[int]]] = {
-    "echo": _echo,
-    "print": _echo,
-    "sleep": _sleep,
-    "exit": _exit,
-    "true": _true,
-    ":": _true,
-    "false": _false,
-    "cat": _cat,
-    "ls": _ls,
-    "hostname": _hostname,
-    "env": _env,
-    "printenv": _env,
-    "date": _date,
-    "pwd": _pwd,
-    "whoami": _whoami,
-    "uname": _uname,
-    "seq": _seq,
-}

@@ -130,7 +130,9 @@ class GroupRecord:
         return sum(float(c["properties"]["resources"]["requests"]["cpu"]) for c in self.container_specs())
 
     def total_memory(self) -> float:
-        return sum(float(c["properties"]["resources"]["requests"]["memoryInGB"]) for c in self.container_specs())
+        return sum(
+            float(c["properties"]["resources"]["requests"]["memoryInGB"]) for c in self.container_specs()
+        )
 
     def uses_gpu(self) -> bool:
         return any(c["properties"]["resources"]["requests"].get("gpu") for c in self.container_specs())
@@ -211,7 +213,9 @@ class Store:
         data = json.loads(path.read_text())
         store = cls()
         for raw in data.get("groups", []):
-            group = GroupRecord(**{k: v for k, v in raw.items() if k not in ("events", "containers", "init_containers")})
+            group = GroupRecord(
+                **{k: v for k, v in raw.items() if k not in ("events", "containers", "init_containers")}
+            )
             group.events = [EventRecord(**e) for e in raw.get("events", [])]
             group.containers = {n: _runtime(r) for n, r in raw.get("containers", {}).items()}
             group.init_containers = {n: _runtime(r) for n, r in raw.get("init_containers", {}).items()}

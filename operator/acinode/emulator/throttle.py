@@ -56,7 +56,9 @@ class Throttle:
         sub = subscription.lower()
         kind = "read" if method in ("GET", "HEAD") else "write"
         capacity, rate = (
-            (self.cfg.read_burst, self.cfg.read_rate) if kind == "read" else (self.cfg.write_burst, self.cfg.write_rate)
+            (self.cfg.read_burst, self.cfg.read_rate)
+            if kind == "read"
+            else (self.cfg.write_burst, self.cfg.write_rate)
         )
         bucket = self._buckets.setdefault((sub, kind), _Bucket(float(capacity), now))
         bucket.refill(now, capacity, rate)
@@ -75,16 +77,20 @@ class Throttle:
                 if used >= limit:
                     raise self._throttled(
                         "TooManyRequests",
-                        f"The number of container group '{aci_kind}' requests for subscription '{subscription}' "
+                        f"The number of container group '{aci_kind}' requests for subscription "
+                        f"'{subscription}' "
                         f"exceeded the limit of '{limit}' per '{int(span // 60)}' minutes.",
                         window.wait(now, span),
                     )
-                windows.append((window, span, limit, f"x-ms-ratelimit-remaining-subscription-{name}-{suffix}"))
+                windows.append(
+                    (window, span, limit, f"x-ms-ratelimit-remaining-subscription-{name}-{suffix}")
+                )
         if bucket.tokens < 1.0:
             wait = (1.0 - bucket.tokens) / rate if rate > 0 else 3600.0
             raise self._throttled(
                 "SubscriptionRequestsThrottled",
-                f"Number of '{kind}' requests for subscription '{subscription}' actor 'emulator' exceeded. Please try "
+                f"Number of '{kind}' requests for subscription '{subscription}' actor 'emulator' exceeded. "
+                "Please try "
                 f"again after '{math.ceil(wait)}' seconds after additional tokens are available. Refer to "
                 "https://aka.ms/arm-throttling for additional information.",
                 wait,

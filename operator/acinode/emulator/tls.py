@@ -101,7 +101,7 @@ def _server_cert_ok(state_dir: Path, ca: x509.Certificate, host: str) -> bool:
 
 
 def ensure_certificates(state_dir: Path, host: str) -> Path:
-    """Create (or reuse) the CA and a server certificate for ``host``, localhost and 127.0.0.1; returns ca.pem."""
+    """Create (or reuse) the CA and a server certificate for ``host``, localhost, 127.0.0.1: ca.pem."""
     state_dir.mkdir(parents=True, exist_ok=True)
     loaded = _load_ca(state_dir)
     ca_cert, ca_key = loaded if loaded else _new_ca(state_dir)

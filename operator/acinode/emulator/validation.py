@@ -48,7 +48,13 @@ def _json_path(path: list[str | int]) -> str:
     return out
 
 
-_JSON_TYPES = {"string": "String", "number": "Float", "integer": "Integer", "object": "Object", "array": "Array"}
+_JSON_TYPES = {
+    "string": "String",
+    "number": "Float",
+    "integer": "Integer",
+    "object": "Object",
+    "array": "Array",
+}
 
 
 def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
@@ -58,8 +64,9 @@ def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
         name = missing[0] if missing else "?"
         return f"Required property '{name}' not found in JSON", _json_path(path)
     if error.validator == "enum":
-        return f"Error converting value \"{error.instance}\" to an allowed value {error.validator_value}", _json_path(
-            path
+        return (
+            f'Error converting value "{error.instance}" to an allowed value {error.validator_value}',
+            _json_path(path),
         )
     if error.validator == "type":
         expected = _JSON_TYPES.get(str(error.validator_value), str(error.validator_value))
@@ -82,18 +89,22 @@ def check_schema(body: Any, group_name: str, definition: str = "ContainerGroup")
                 f"The 'osType' for container group '{group_name}' is invalid. The value must be one of "
                 "'Windows,Linux'.",
             )
-        if error.validator == "required" and ("'resources'" in error.message or "'requests'" in error.message):
+        if error.validator == "required" and (
+            "'resources'" in error.message or "'requests'" in error.message
+        ):
             container = _container_name(body, list(error.absolute_path))
             raise wire.ArmError(
                 400,
                 "ResourceRequestsNotSpecified",
                 f"The resource requests are not specified in container '{container}' of contain group "
-                f"'{group_name}'. Both memory and CPU requests are required since API version '2017-07-01-preview'.",
+                f"'{group_name}'. Both memory and CPU requests are required since API version "
+                "'2017-07-01-preview'.",
             )
     reason, path = _describe(errors[0])
     failure = wire.invalid_content(reason, path or None)
     failure.details = [
-        wire.error_body("InvalidRequestContent", _describe(e)[0], target=_describe(e)[1] or None) for e in errors
+        wire.error_body("InvalidRequestContent", _describe(e)[0], target=_describe(e)[1] or None)
+        for e in errors
     ]
     raise failure
 
@@ -132,7 +143,9 @@ def check_rules(name: str, body: dict[str, Any], limits: config.LimitsConfig) ->
         raise wire.ArmError(400, "LocationRequired", "The location property is required for this definition.")
     if not containers:
         raise wire.ArmError(
-            400, "ContainersNotSpecified", f"The container group '{name}' must contain at least one container."
+            400,
+            "ContainersNotSpecified",
+            f"The container group '{name}' must contain at least one container.",
         )
     if len(containers) > limits.max_containers:
         raise wire.ArmError(
@@ -148,7 +161,8 @@ def check_rules(name: str, body: dict[str, Any], limits: config.LimitsConfig) ->
             raise wire.ArmError(
                 400,
                 "DuplicateContainerName",
-                f"The container name '{container['name']}' is used more than once in container group '{name}'.",
+                f"The container name '{container['name']}' is used more than once in container group "
+                f"'{name}'.",
             )
         seen.add(container["name"])
     _check_volumes(name, props, limits)
@@ -159,7 +173,8 @@ def check_rules(name: str, body: dict[str, Any], limits: config.LimitsConfig) ->
         raise wire.ArmError(
             400,
             "MoreImageRegistryCredentialsThanContainers",
-            f"The number of image registry credentials '{len(credentials)}' in container group '{name}' is more "
+            f"The number of image registry credentials '{len(credentials)}' in container group '{name}' is "
+            "more "
             f"than the number of containers '{len(containers)}'.",
         )
 
@@ -170,7 +185,8 @@ def _check_volumes(name: str, props: dict[str, Any], limits: config.LimitsConfig
         raise wire.ArmError(
             400,
             "ContainerGroupVolumesExceedLimit",
-            f"The container group '{name}' has {len(volumes)} volumes; at most {limits.max_volumes} are allowed.",
+            f"The container group '{name}' has {len(volumes)} volumes; at most {limits.max_volumes} are "
+            "allowed.",
         )
     known = {v["name"] for v in volumes}
     for container in props["containers"] + list(props.get("initContainers") or []):
@@ -179,7 +195,8 @@ def _check_volumes(name: str, props: dict[str, Any], limits: config.LimitsConfig
                 raise wire.ArmError(
                     400,
                     "VolumeMountNotFound",
-                    f"The volume mount '{mount['name']}' of container '{container['name']}' in container group "
+                    f"The volume mount '{mount['name']}' of container '{container['name']}' in container "
+                    "group "
                     f"'{name}' does not refer to a volume of the group.",
                 )
 
@@ -197,22 +214,29 @@ def _check_ports(name: str, props: dict[str, Any], limits: config.LimitsConfig) 
             f"{limits.max_ports_per_ip} are allowed.",
         )
     container_ports = {
-        (p["port"], p.get("protocol", "TCP")) for c in props["containers"] for p in c["properties"].get("ports") or []
+        (p["port"], p.get("protocol", "TCP"))
+        for c in props["containers"]
+        for p in c["properties"].get("ports") or []
     }
     for port in ports:
         number = port["port"]
         if not 1 <= number <= 65535:
-            raise wire.ArmError(400, "InvalidPort", f"The port '{number}' in container group '{name}' is invalid.")
+            raise wire.ArmError(
+                400, "InvalidPort", f"The port '{number}' in container group '{name}' is invalid."
+            )
         if (number, port.get("protocol", "TCP")) not in container_ports:
             raise wire.ArmError(
                 400,
                 "InvalidIpAddressPort",
-                f"The port '{number}' in the IP address of container group '{name}' is not exposed by any of its "
+                f"The port '{number}' in the IP address of container group '{name}' is not exposed by any "
+                "of its "
                 "containers.",
             )
 
 
-def _check_resources(name: str, body: dict[str, Any], containers: list[dict[str, Any]], limits: config.LimitsConfig) -> None:
+def _check_resources(
+    name: str, body: dict[str, Any], containers: list[dict[str, Any]], limits: config.LimitsConfig
+) -> None:
     totals = {"Cpu": 0.0, "MemoryInGB": 0.0}
     gpus = 0
     for container in containers:
@@ -235,8 +259,10 @@ def _check_resources(name: str, body: dict[str, Any], containers: list[dict[str,
                 raise wire.ArmError(
                     400,
                     "ResourceLimitsLessThanRequests",
-                    f"The resource requirement '{json.dumps(requirement, separators=(',', ':'))}' in container "
-                    f"'{container['name']}' of contain group '{name}' is invalid. The '{label}' limit value must be "
+                    f"The resource requirement '{json.dumps(requirement, separators=(',', ':'))}' in "
+                    "container "
+                    f"'{container['name']}' of contain group '{name}' is invalid. The '{label}' limit value "
+                    "must be "
                     "greater than or equal to the request value.",
                 )
     for container in containers:
@@ -246,8 +272,10 @@ def _check_resources(name: str, body: dict[str, Any], containers: list[dict[str,
                 raise wire.ArmError(
                     400,
                     "ContainerLimitGreaterThanContainerGroupTotalRequest",
-                    f"The '{label}' limit '{wire.number(float(limit))}' in container '{container['name']}' is "
-                    f"greater than the total request '{wire.number(totals[label])}' of container group '{name}'.",
+                    f"The '{label}' limit '{wire.number(float(limit))}' in container '{container['name']}' "
+                    "is "
+                    f"greater than the total request '{wire.number(totals[label])}' of container group "
+                    f"'{name}'.",
                 )
     max_cpu, max_memory = limits.max_cpu, limits.max_memory
     if gpus:
@@ -258,7 +286,8 @@ def _check_resources(name: str, body: dict[str, Any], containers: list[dict[str,
             400,
             "ResourceRequestsExceedMaxAllowed",
             f"The container group '{name}' requests '{wire.number(totals['Cpu'])}' CPU and "
-            f"'{wire.number(totals['MemoryInGB'])}' GB memory; the maximum allowed per container group in location "
+            f"'{wire.number(totals['MemoryInGB'])}' GB memory; the maximum allowed per container group in "
+            "location "
             f"'{location}' for '{body['properties'].get('osType')}' OS is '{wire.number(max_cpu)}' CPU and "
             f"'{wire.number(max_memory)}' GB memory.",
         )
@@ -273,7 +302,7 @@ def registry_host(image: str) -> str | None:
 
 
 def is_image_accessible(image: str, credentials: list[dict[str, Any]]) -> bool:
-    """The failing-image convention: ``*.invalid`` registries are private, ``unreachable.invalid`` never answers."""
+    """The image convention: ``*.invalid`` registries are private, ``unreachable.invalid`` never answers."""
     if not image.strip():
         return False
     host = registry_host(image)

@@ -41,7 +41,9 @@ class ArmError(Exception):
         return {"error": error_body(self.code, self.message, target=self.target, details=self.details)}
 
 
-def error_body(code: str, message: str, *, target: str | None = None, details: list[Json] | None = None) -> Json:
+def error_body(
+    code: str, message: str, *, target: str | None = None, details: list[Json] | None = None
+) -> Json:
     out: Json = {"code": code, "message": message}
     if target is not None:
         out["target"] = target
@@ -102,7 +104,9 @@ def invalid_content(reason: str, path: str | None = None) -> ArmError:
 
 def transitioning(group: str) -> ArmError:
     return ArmError(
-        409, "ContainerGroupTransitioning", f"The container group '{group}' is still transitioning, please retry later."
+        409,
+        "ContainerGroupTransitioning",
+        f"The container group '{group}' is still transitioning, please retry later.",
     )
 
 

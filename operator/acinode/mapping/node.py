@@ -51,9 +51,11 @@ def node_labels(config: virtualnode.VirtualNodeConfig) -> dict[str, str]:
 
 
 def node_taints(config: virtualnode.VirtualNodeConfig) -> list[dict[str, str]]:
-    taints = [] if config.disable_default_taint else [
-        {"key": PROVIDER_TAINT_KEY, "value": PROVIDER_TAINT_VALUE, "effect": "NoSchedule"}
-    ]
+    taints = (
+        []
+        if config.disable_default_taint
+        else [{"key": PROVIDER_TAINT_KEY, "value": PROVIDER_TAINT_VALUE, "effect": "NoSchedule"}]
+    )
     for taint in config.taints:
         entry = {"key": taint.key, "effect": taint.effect}
         if taint.value is not None:
@@ -129,7 +131,12 @@ def node_conditions(
     desired = [
         ("Ready", "True" if readiness.ready else "False", readiness.reason, readiness.message),
         *[(name, "False", f"KubeletHasNo{name}", f"ACI has no {name}") for name in PRESSURE_CONDITIONS],
-        ("NetworkUnavailable", "False", "RouteCreated", "Networking is provided by Azure Container Instances"),
+        (
+            "NetworkUnavailable",
+            "False",
+            "RouteCreated",
+            "Networking is provided by Azure Container Instances",
+        ),
     ]
     conditions = []
     for kind, status, reason, message in desired:
@@ -176,9 +183,7 @@ def lease_from_node(
     }
 
 
-def node_metadata_drift(
-    desired: Mapping[str, Any], actual: Mapping[str, Any]
-) -> dict[str, Any] | None:
+def node_metadata_drift(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> dict[str, Any] | None:
     """A merge patch bringing ``actual``'s labels and taints to ``desired``'s, or None when they agree.
 
     Labels others added to the Node are kept; labels acinode set are always those of the spec, and a label
@@ -187,7 +192,9 @@ def node_metadata_drift(
     desired_labels = desired["metadata"]["labels"]
     actual_metadata = actual.get("metadata", {})
     actual_labels = actual_metadata.get("labels") or {}
-    managed_before = set(filter(None, (actual_metadata.get("annotations") or {}).get(MANAGED_LABELS_ANNOTATION, "").split(",")))
+    managed_before = set(
+        filter(None, (actual_metadata.get("annotations") or {}).get(MANAGED_LABELS_ANNOTATION, "").split(","))
+    )
     patch: dict[str, Any] = {}
     label_patch: dict[str, Any] = {k: v for k, v in desired_labels.items() if actual_labels.get(k) != v}
     label_patch.update({k: None for k in managed_before - set(desired_labels) if k in actual_labels})

@@ -1,7 +1,8 @@
 """The Kubernetes JSON shapes the mapping reads and writes (camelCase, as the API server sends them).
 
-All are ``total=False``: the mapping must cope with any field being absent, and it reads with ``.get``. Only the
-fields the mapping looks at are declared; the refusal tables in ``fields`` see every key actually present.
+All are ``total=False``: the mapping must cope with any field being absent, and it reads with ``.get``. Only
+the fields the mapping looks at are declared; the refusal tables in ``fields`` see every key actually
+present.
 """
 
 from __future__ import annotations
@@ -172,6 +173,7 @@ class Container(TypedDict, total=False):
     env: list[EnvVar]
     resources: ResourceRequirements
     volumeMounts: list[VolumeMount]
+    volumeDevices: list[dict[str, str]]
     livenessProbe: Probe
     readinessProbe: Probe
     startupProbe: Probe

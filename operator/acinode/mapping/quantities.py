@@ -1,7 +1,7 @@
 """Kubernetes resource quantities ("100m", "1.5Gi", "2e3") as exact fractions.
 
-Exact arithmetic matters: ACI's CPU and memory steps are decimal fractions, and rounding a float twice can move a
-value across a step boundary.
+Exact arithmetic matters: ACI's CPU and memory steps are decimal fractions, and rounding a float twice can
+move a value across a step boundary.
 """
 
 from __future__ import annotations

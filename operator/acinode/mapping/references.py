@@ -1,12 +1,14 @@
 """Resolve, then map: what a pod refers to, and the resolved objects handed to the mapping.
 
-The reconciler calls ``needed_references_from_pod`` to learn which Secrets, ConfigMaps and service-account tokens
-to fetch, fetches them (absent ones simply stay out of the maps), and passes a ``ResolvedReferences`` to
-``pods.container_group_from_pod``. The mapping itself never does I/O.
+The reconciler calls ``needed_references_from_pod`` to learn which Secrets, ConfigMaps and service-account
+tokens to fetch, fetches them (absent ones simply stay out of the maps), and passes a ``ResolvedReferences``
+to ``pods.container_group_from_pod``. The mapping itself never does I/O.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 from collections.abc import Mapping
 
@@ -102,3 +104,25 @@ def needed_references_from_pod(pod: objects.Pod) -> NeededReferences:
         token_requests=tuple(TokenRequestSpec(a, s) for a, s in sorted(tokens.items())),
         service_account_name=spec.get("serviceAccountName") or "default",
     )
+
+
+def secret_data(secret: objects.Secret) -> dict[str, bytes]:
+    """A Secret's values, decoded from the API's base64. Undecodable values are left out."""
+    return _decoded(secret.get("data", {}))
+
+
+def config_map_data(config_map: objects.ConfigMap) -> dict[str, bytes]:
+    """A ConfigMap's ``data`` (UTF-8) and ``binaryData`` (decoded), as bytes."""
+    values = {key: value.encode() for key, value in config_map.get("data", {}).items()}
+    values.update(_decoded(config_map.get("binaryData", {})))
+    return values
+
+
+def _decoded(values: Mapping[str, str]) -> dict[str, bytes]:
+    decoded: dict[str, bytes] = {}
+    for key, value in values.items():
+        try:
+            decoded[key] = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+    return decoded

@@ -106,7 +106,8 @@ def virtual_node_config_from_resource(resource: Mapping[str, Any]) -> VirtualNod
         operating_system=str(spec.get("operatingSystem", "linux")),
         labels=dict(spec.get("labels") or {}),
         taints=tuple(
-            Taint(key=str(t["key"]), effect=str(t["effect"]), value=t.get("value")) for t in spec.get("taints") or []
+            Taint(key=str(t["key"]), effect=str(t["effect"]), value=t.get("value"))
+            for t in spec.get("taints") or []
         ),
         disable_default_taint=bool(spec.get("disableDefaultTaint", False)),
         capacity=capacity,

@@ -7,6 +7,7 @@ one node never delays another node's lease, and a slow backend probe never delay
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import random
@@ -55,6 +56,7 @@ class NodeKeeper:
         self._last_status_patch = 0.0
         self._reported: dict[str, Any] | None = None
         self._poked = asyncio.Event()
+        self._renew_now = asyncio.Event()
 
     @property
     def log_fields(self) -> dict[str, str]:
@@ -88,6 +90,8 @@ class NodeKeeper:
             log = logger.info if readiness.ready else logger.warning
             log("node readiness changed: %s (%s)", readiness.reason, readiness.message, extra=self.log_fields)
         self.readiness = readiness
+        if changed and readiness.ready:
+            self._renew_now.set()  # a node that turns ready must not wait a whole interval for its lease
         due = time.monotonic() - self._last_status_patch >= self.settings.node.status_interval_seconds
         if not (changed or force or due or self.node_uid is None):
             await self.report_once()
@@ -169,8 +173,11 @@ class NodeKeeper:
                 await self.lease_once()
             except (errors.AcinodeError, TimeoutError) as err:
                 logger.warning("lease renewal failed: %s", err, extra=self.log_fields)
+            self._renew_now.clear()
             # A little jitter keeps many nodes' renewals from hitting the API server in lockstep.
-            await asyncio.sleep(interval * random.uniform(0.95, 1.0))  # noqa: S311
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval * random.uniform(0.95, 1.0)):
+                    await self._renew_now.wait()
 
 
 def _condition(

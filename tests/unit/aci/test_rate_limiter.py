@@ -177,3 +177,10 @@ def test_retry_after_is_read_from_seconds_dates_and_milliseconds(
 def test_a_bucket_refuses_nonsense(rate: float, burst: int) -> None:
     with pytest.raises(ValueError):
         ratelimit.TokenBucket(rate, burst)
+
+
+def test_clients_of_one_subscription_share_a_limiter(aci_settings) -> None:
+    limiters = ratelimit.SubscriptionLimiters(aci_settings)
+    first = limiters.limiter_for("AAAA-1")
+    assert limiters.limiter_for("aaaa-1") is first
+    assert limiters.limiter_for("bbbb-2") is not first

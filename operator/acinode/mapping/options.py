@@ -1,4 +1,4 @@
-"""The documented pod annotations for ACI features Kubernetes has no field for.
+"""Group options from the documented pod annotations, for ACI features Kubernetes has no field for.
 
 Every key lives under ``aci.acinode.dev/``, a prefix acinode uses for nothing else, so an unknown key there is
 a typo and is refused rather than ignored. virtual-kubelet's annotations are honoured as fallbacks, so pods
@@ -151,9 +151,7 @@ def _cce_policy(annotations: Mapping[str, str], found: problems.Problems) -> str
     return None
 
 
-def group_options_from_annotations(
-    annotations: Mapping[str, str], found: problems.Problems
-) -> GroupOptions:
+def group_options_from_annotations(annotations: Mapping[str, str], found: problems.Problems) -> GroupOptions:
     """Validate the pod's ACI annotations, adding one problem per bad value or unknown key."""
     for key in sorted(annotations):
         if key.startswith(PREFIX) and key not in KNOWN:
@@ -167,7 +165,9 @@ def group_options_from_annotations(
         found.add(_path(ZONES), "ACI places a container group in one availability zone")
 
     identities = tuple(
-        identity for value in _list(annotations.get(IDENTITIES, "")) if (identity := _identity(IDENTITIES, value, found))
+        identity
+        for value in _list(annotations.get(IDENTITIES, ""))
+        if (identity := _identity(IDENTITIES, value, found))
     )
     acr_identity = annotations.get(ACR_IDENTITY, "").strip() or None
     if acr_identity is not None:
@@ -179,7 +179,9 @@ def group_options_from_annotations(
     if acr_servers and acr_identity is None and ACR_IDENTITY not in annotations:
         found.add(_path(ACR_SERVERS), f"needs {ACR_IDENTITY} to name the identity that pulls")
 
-    dns_name_label = (annotations.get(DNS_NAME_LABEL) or annotations.get(VK_DNS_NAME_LABEL) or "").strip() or None
+    dns_name_label = (
+        annotations.get(DNS_NAME_LABEL) or annotations.get(VK_DNS_NAME_LABEL) or ""
+    ).strip() or None
     if dns_name_label is not None and not _DNS_LABEL.match(dns_name_label):
         key = DNS_NAME_LABEL if DNS_NAME_LABEL in annotations else VK_DNS_NAME_LABEL
         found.add(_path(key), "must be 3–63 lowercase letters, digits and hyphens, starting with a letter")

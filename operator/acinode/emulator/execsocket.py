@@ -12,6 +12,7 @@ import asyncio
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -44,7 +45,13 @@ class ExecSessions:
         for sid in [s for s, v in self._sessions.items() if v.expires < now]:
             del self._sessions[sid]
         session = Session(
-            secrets.token_hex(16), secrets.token_urlsafe(24), kind, group.key, container, command, now + SESSION_TTL_SECONDS
+            secrets.token_hex(16),
+            secrets.token_urlsafe(24),
+            kind,
+            group.key,
+            container,
+            command,
+            now + SESSION_TTL_SECONDS,
         )
         self._sessions[session.id] = session
         return session
@@ -79,7 +86,8 @@ class ExecSessions:
 
     async def _exec(self, ws: web.WebSocketResponse, group: store.GroupRecord, session: Session) -> None:
         queue: asyncio.Queue[str | None] = asyncio.Queue()
-        spec = next((c for c in group.container_specs() if c["name"] == session.container), {"properties": {}})
+        fallback: dict[str, Any] = {"properties": {}}
+        spec = next((c for c in group.container_specs() if c["name"] == session.container), fallback)
         env = {
             str(e["name"]): str(e.get("value", e.get("secureValue", "")))
             for e in spec["properties"].get("environmentVariables") or []
@@ -96,7 +104,9 @@ class ExecSessions:
             await sender
         await ws.close(code=EXIT_CLOSE_BASE + (status & 0xFF), message=f"exit status {status}".encode())
 
-    async def _attach(self, ws: web.WebSocketResponse, group: store.GroupRecord, runtime: store.ContainerRuntime) -> None:
+    async def _attach(
+        self, ws: web.WebSocketResponse, group: store.GroupRecord, runtime: store.ContainerRuntime
+    ) -> None:
         sent = max(0, runtime.lines_written - len(runtime.logs))
         generation = group.generation
         while not ws.closed:

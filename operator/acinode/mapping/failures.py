@@ -1,0 +1,201 @@
+"""Pod statuses for the failures that happen before (or instead of) a running group.
+
+The design's failure table: a spec the mapping refuses → ``ProviderFailed`` (Pending, or Failed when the
+restart policy is Never); an image ACI cannot pull → Pending with containers waiting in ``ErrImagePull`` /
+``ImagePullBackOff``; a quota or capacity error → Pending with the quota as reason; a group that vanished →
+Failed with its running containers terminated. Like the group mapping, these never move a finished pod back.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+
+from acinode import errors
+from acinode.mapping import conditions, objects, status
+
+CONFIG_ERROR = "CreateContainerConfigError"
+GROUP_LOST = "ContainerGroupLost"
+#: The exit code of a container killed with SIGKILL, reported for containers whose group vanished.
+KILLED_EXIT_CODE = 137
+
+
+def _waiting_statuses(
+    pod: objects.Pod, reason_for: Mapping[str, tuple[str, str | None]], default: tuple[str, str | None]
+) -> tuple[list[objects.ContainerStatus], list[objects.ContainerStatus]]:
+    previous = pod.get("status", {})
+    before = {s.get("name"): s for s in previous.get("containerStatuses", [])}
+    before_init = {s.get("name"): s for s in previous.get("initContainerStatuses", [])}
+    spec = pod.get("spec", {})
+
+    def build(
+        container: objects.Container, earlier: objects.ContainerStatus | None
+    ) -> objects.ContainerStatus:
+        reason, message = reason_for.get(container.get("name", ""), default)
+        return conditions.waiting_status(container, earlier, reason, message)
+
+    init = [build(c, before_init.get(c.get("name"))) for c in spec.get("initContainers", [])]
+    app = [build(c, before.get(c.get("name"))) for c in spec.get("containers", [])]
+    return init, app
+
+
+def _not_running_status(
+    pod: objects.Pod,
+    *,
+    now: datetime.datetime,
+    phase: str,
+    reason: str | None,
+    message: str | None,
+    container_reasons: Mapping[str, tuple[str, str | None]],
+    default_reason: tuple[str, str | None],
+) -> objects.PodStatus:
+    previous = pod.get("status", {})
+    if conditions.is_terminal(previous):
+        return previous
+    stamp = conditions.timestamp(now)
+    result = conditions.base_status(pod, stamp, conditions.later_phase(previous.get("phase"), phase), None)
+    if reason:
+        result["reason"] = reason
+    if message:
+        result["message"] = message
+    init, app = _waiting_statuses(pod, container_reasons, default_reason)
+    unready = " ".join(s.get("name", "") for s in app)
+    detail = f"containers with unready status: [{unready}]"
+    wanted = [
+        conditions.Condition(conditions.POD_SCHEDULED, True),
+        conditions.Condition(conditions.READY_TO_START, False),
+        conditions.Condition(
+            conditions.INITIALIZED,
+            not init,
+            None if not init else "ContainersNotInitialized",
+            None
+            if not init
+            else f"containers with incomplete status: [{' '.join(s.get('name', '') for s in init)}]",
+        ),
+        conditions.Condition(conditions.CONTAINERS_READY, False, "ContainersNotReady", detail),
+        conditions.Condition(conditions.READY, False, "ContainersNotReady", detail),
+    ]
+    result["conditions"] = conditions.merged_conditions(
+        previous.get("conditions", []), wanted, stamp, pod.get("metadata", {}).get("generation")
+    )
+    if init:
+        result["initContainerStatuses"] = init
+    result["containerStatuses"] = app
+    return result
+
+
+def pod_status_for_mapping_failure(
+    pod: objects.Pod, error: errors.UnsupportedPodSpecError, *, now: datetime.datetime
+) -> objects.PodStatus:
+    """``ProviderFailed``: Pending (not retried until the pod changes), or Failed when restartPolicy is Never."""
+    never = pod.get("spec", {}).get("restartPolicy") == "Never"
+    message = "ACI cannot run this pod as written: " + "; ".join(str(p) for p in error.problems)
+    return _not_running_status(
+        pod,
+        now=now,
+        phase=conditions.FAILED if never else conditions.PENDING,
+        reason=status.PROVIDER_FAILED,
+        message=message,
+        container_reasons={},
+        default_reason=(CONFIG_ERROR, message),
+    )
+
+
+def pod_status_for_image_pull_failure(
+    pod: objects.Pod,
+    *,
+    message: str,
+    now: datetime.datetime,
+    image: str | None = None,
+    backing_off: bool = False,
+) -> objects.PodStatus:
+    """Pending, with the containers of ``image`` (all, when unknown) waiting in ErrImagePull/ImagePullBackOff."""
+    reason = "ImagePullBackOff" if backing_off else "ErrImagePull"
+    spec = pod.get("spec", {})
+    affected = {
+        c.get("name", ""): (reason, message)
+        for c in [*spec.get("initContainers", []), *spec.get("containers", [])]
+        if image is None or c.get("image") == image
+    }
+    return _not_running_status(
+        pod,
+        now=now,
+        phase=conditions.PENDING,
+        reason=None,
+        message=None,
+        container_reasons=affected,
+        default_reason=("ContainerCreating", None),
+    )
+
+
+def pod_status_for_quota_failure(
+    pod: objects.Pod, *, code: str, message: str, now: datetime.datetime
+) -> objects.PodStatus:
+    """Pending with the quota or capacity error as the pod's reason (e.g. ``ContainerGroupQuotaReached``)."""
+    return _not_running_status(
+        pod,
+        now=now,
+        phase=conditions.PENDING,
+        reason=code,
+        message=message,
+        container_reasons={},
+        default_reason=("ContainerCreating", None),
+    )
+
+
+def _ended(
+    statuses: list[objects.ContainerStatus], stamp: str, message: str
+) -> list[objects.ContainerStatus]:
+    """Container statuses with every unfinished container terminated as killed."""
+    ended_statuses: list[objects.ContainerStatus] = []
+    for earlier in statuses:
+        ended = objects.ContainerStatus(**earlier)
+        state = earlier.get("state", {})
+        if "terminated" not in state:
+            terminated = objects.ContainerStateTerminated(
+                exitCode=KILLED_EXIT_CODE, reason=GROUP_LOST, message=message, finishedAt=stamp
+            )
+            if "running" in state and state["running"].get("startedAt"):
+                terminated["startedAt"] = state["running"]["startedAt"]
+            if earlier.get("containerID"):
+                terminated["containerID"] = earlier["containerID"]
+            ended["state"] = objects.ContainerState(terminated=terminated)
+        ended["ready"] = False
+        ended["started"] = False
+        ended_statuses.append(ended)
+    return ended_statuses
+
+
+def pod_status_for_lost_group(pod: objects.Pod, *, now: datetime.datetime) -> objects.PodStatus:
+    """Failed: the group vanished (for a pod the reconciler will not recreate, restartPolicy Never).
+    Running containers end as killed; containers that had finished keep their exit codes."""
+    previous = pod.get("status", {})
+    if conditions.is_terminal(previous):
+        return previous
+    stamp = conditions.timestamp(now)
+    message = "the ACI container group of this pod disappeared"
+    result = conditions.base_status(pod, stamp, conditions.FAILED, None)
+    result["reason"] = GROUP_LOST
+    result["message"] = message
+    init = _ended(previous.get("initContainerStatuses", []), stamp, message)
+    if init:
+        result["initContainerStatuses"] = init
+    app = _ended(previous.get("containerStatuses", []), stamp, message)
+    if app:
+        result["containerStatuses"] = app
+    if "containerStatuses" not in result:
+        _, app = _waiting_statuses(pod, {}, (GROUP_LOST, message))
+        result["containerStatuses"] = app
+    result["conditions"] = conditions.merged_conditions(
+        previous.get("conditions", []),
+        [
+            conditions.Condition(conditions.POD_SCHEDULED, True),
+            conditions.Condition(conditions.READY_TO_START, False),
+            conditions.Condition(conditions.INITIALIZED, True, "PodCompleted"),
+            conditions.Condition(conditions.CONTAINERS_READY, False, "PodCompleted"),
+            conditions.Condition(conditions.READY, False, "PodCompleted"),
+        ],
+        stamp,
+        pod.get("metadata", {}).get("generation"),
+    )
+    return result

@@ -1,0 +1,35 @@
+"""VirtualNodes wired to the ACI emulator, and calls to the emulator's test hooks from synchronous tests."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from contract import emulated
+
+TOKEN_SECRET = "aci-emulator-token"
+VIRTUAL_NODES = ("acinode.dev", "v1alpha1", "virtualnodes")
+
+
+def emulator_hook(emulator: emulated.Emulator, method: str, path: str, body: Any = None) -> Any:
+    return asyncio.run(emulator.hook(method, path, body))
+
+
+def virtual_node_body(name: str, emulator: emulated.Emulator, **spec: Any) -> dict[str, Any]:
+    ca = Path(emulator.ca_file).read_text()
+    return {
+        "apiVersion": "acinode.dev/v1alpha1",
+        "kind": "VirtualNode",
+        "metadata": {"name": name},
+        "spec": {
+            "azure": {
+                "subscriptionId": emulated.SUBSCRIPTION,
+                "resourceGroup": f"rg-{name}",
+                "region": emulated.REGION,
+                "cloud": {"name": "Custom", "resourceManagerEndpoint": emulator.url, "caBundle": ca},
+                "credentials": {"type": "StaticToken", "secretRef": {"name": TOKEN_SECRET}},
+            },
+            **spec,
+        },
+    }

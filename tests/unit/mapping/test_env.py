@@ -1,0 +1,147 @@
+"""Environment variables as a kubelet computes them; anything from a Secret goes to ACI as secureValue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from mapping_builders import config_map, container, first_container, group, pod, problems, refs, secret
+
+from acinode.mapping import env, options
+
+pytestmark = pytest.mark.timeout(2)
+
+RESOLVED = refs(
+    secrets={"db": secret({"password": "s3cret", "user": "shop"}), "binary": secret({"blob": b"\xff\xfe"})},
+    config_maps={"settings": config_map({"MODE": "prod", "LEVEL": "info", "bad=key": "x"})},
+)
+
+
+def _env(*variables: dict[str, Any], **fields: Any) -> list[dict[str, Any]]:
+    the_pod = pod(container(env=list(variables), **fields), labels={"app": "shop"}, annotations={"team": "a"})
+    result: list[dict[str, Any]] = first_container(group(the_pod, resolved=RESOLVED)).get("environmentVariables", [])
+    return result
+
+
+@pytest.mark.parametrize(
+    ("variable", "expected"),
+    [
+        ({"name": "A", "value": "1"}, {"name": "A", "value": "1"}),
+        ({"name": "EMPTY", "value": ""}, {"name": "EMPTY", "value": ""}),
+        ({"name": "EMPTY"}, {"name": "EMPTY", "value": ""}),
+        ({"name": "P", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}, {"name": "P", "secureValue": "s3cret"}),
+        ({"name": "M", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "MODE"}}}, {"name": "M", "value": "prod"}),
+        ({"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}, {"name": "N", "value": "web-0"}),
+        ({"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}, {"name": "NS", "value": "shop"}),
+        ({"name": "U", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}, {"name": "U", "value": "11111111-2222-3333-4444-555555555555"}),
+        ({"name": "L", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}}, {"name": "L", "value": "shop"}),
+        ({"name": "L", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['none']"}}}, {"name": "L", "value": ""}),
+        ({"name": "T", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['team']"}}}, {"name": "T", "value": "a"}),
+        ({"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}, {"name": "NODE", "value": "virtual-node-aci-linux"}),
+        ({"name": "SA", "valueFrom": {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}}, {"name": "SA", "value": "default"}),
+        ({"name": "HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}}, {"name": "HOST", "value": "10.240.0.4"}),
+        ({"name": "C", "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu", "divisor": "1m"}}}, {"name": "C", "value": "1000"}),
+        ({"name": "C", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}}, {"name": "C", "value": "1"}),
+        ({"name": "M", "valueFrom": {"resourceFieldRef": {"resource": "requests.memory", "divisor": "1Mi"}}}, {"name": "M", "value": "1536"}),
+        ({"name": "M", "valueFrom": {"secretKeyRef": {"name": "missing", "key": "x", "optional": True}}}, None),
+        ({"name": "M", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "nope", "optional": True}}}, None),
+    ],
+)
+def test_one_variable(variable: dict[str, Any], expected: dict[str, Any] | None) -> None:
+    assert _env(variable) == ([expected] if expected else [])
+
+
+def _env_or_none(*variables: dict[str, Any], **fields: Any) -> list[dict[str, Any]] | None:
+    the_pod = pod(container(env=list(variables), **fields))
+    return first_container(group(the_pod, resolved=RESOLVED)).get("environmentVariables")
+
+
+def test_env_from_with_prefix_and_precedence() -> None:
+    got = _env_or_none(
+        {"name": "MODE", "value": "override"},
+        envFrom=[
+            {"configMapRef": {"name": "settings"}},
+            {"secretRef": {"name": "db"}, "prefix": "DB_"},
+            {"configMapRef": {"name": "absent", "optional": True}},
+        ],
+    )
+    assert got == [
+        {"name": "MODE", "value": "override"},
+        {"name": "LEVEL", "value": "info"},
+        {"name": "DB_password", "secureValue": "s3cret"},
+        {"name": "DB_user", "secureValue": "shop"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("$(A)-x", "1-x"),
+        ("$$(A)", "$(A)"),
+        ("$(MISSING)", "$(MISSING)"),
+        ("$(A", "$(A"),
+        ("a$b", "a$b"),
+        ("$", "$"),
+        ("$()", "$()"),
+        ("$(A)$(A)", "11"),
+    ],
+)
+def test_kubelet_expansion(template: str, expected: str) -> None:
+    assert env.expand(template, {"A": "1"}.get) == expected
+
+
+def test_expansion_sees_only_earlier_variables() -> None:
+    got = _env_or_none({"name": "B", "value": "$(A)"}, {"name": "A", "value": "1"}, {"name": "C", "value": "$(A)"})
+    assert got == [{"name": "B", "value": "$(A)"}, {"name": "A", "value": "1"}, {"name": "C", "value": "1"}]
+
+
+def test_a_value_built_from_a_secret_stays_secret() -> None:
+    got = _env_or_none(
+        {"name": "P", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
+        {"name": "URL", "value": "postgres://shop:$(P)@db"},
+    )
+    assert got == [{"name": "P", "secureValue": "s3cret"}, {"name": "URL", "secureValue": "postgres://shop:s3cret@db"}]
+
+
+def test_command_and_args_are_expanded() -> None:
+    body = group(
+        pod(container(env=[{"name": "PORT", "value": "8080"}], command=["serve", "--port=$(PORT)"], args=["$$(PORT)"]))
+    )
+    assert first_container(body)["command"] == ["serve", "--port=8080", "$(PORT)"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "path", "reason"),
+    [
+        ({"name": "P", "valueFrom": {"secretKeyRef": {"name": "missing", "key": "x"}}}, "spec.containers[0].env[0].valueFrom.secretKeyRef", "Secret 'missing' not found"),
+        ({"name": "P", "valueFrom": {"secretKeyRef": {"name": "db", "key": "nope"}}}, "spec.containers[0].env[0].valueFrom.secretKeyRef", "has no key 'nope'"),
+        ({"name": "P", "valueFrom": {"configMapKeyRef": {"name": "missing", "key": "x"}}}, "spec.containers[0].env[0].valueFrom.configMapKeyRef", "ConfigMap 'missing' not found"),
+        ({"name": "P", "valueFrom": {"secretKeyRef": {"name": "binary", "key": "blob"}}}, "spec.containers[0].env[0].valueFrom.secretKeyRef", "not UTF-8"),
+        ({"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}, "spec.containers[0].env[0].valueFrom.fieldRef", "ACI assigns the IP"),
+        ({"name": "L", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels"}}}, "spec.containers[0].env[0].valueFrom.fieldRef", "not available"),
+        ({"name": "F", "valueFrom": {"fileKeyRef": {"path": "x", "volumeName": "v", "key": "k"}}}, "spec.containers[0].env[0].valueFrom.fileKeyRef", "another volume"),
+        ({"name": "S", "valueFrom": {"resourceFieldRef": {"resource": "limits.ephemeral-storage"}}}, "spec.containers[0].env[0].valueFrom.resourceFieldRef.resource", "only requests/limits"),
+        ({"name": "S", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "containerName": "other"}}}, "spec.containers[0].env[0].valueFrom.resourceFieldRef.containerName", "names no container"),
+    ],
+)
+def test_unresolvable_variables(variable: dict[str, Any], path: str, reason: str) -> None:
+    found = problems(pod(container(env=[variable])), resolved=RESOLVED)
+    assert reason in found[path]
+
+
+def test_a_secret_in_the_command_line_is_refused() -> None:
+    the_pod = pod(
+        container(
+            env=[{"name": "P", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}],
+            command=["login", "--password=$(P)"],
+        )
+    )
+    assert "plain text" in problems(the_pod, resolved=RESOLVED)["spec.containers[0].command[1]"]
+
+
+def test_pinned_ip_is_offered_to_status_pod_ip() -> None:
+    the_pod = pod(
+        container(env=[{"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]),
+        annotations={options.IP_ADDRESS: "10.241.0.7"},
+    )
+    assert first_container(group(the_pod))["environmentVariables"] == [{"name": "IP", "value": "10.241.0.7"}]
