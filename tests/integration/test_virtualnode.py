@@ -68,7 +68,9 @@ def test_virtual_node_registers_a_ready_node_like_a_kubelet(
     assert types >= {"Ready", "MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable"}
 
     coordination = client.CoordinationV1Api(api_client)
-    lease = wait_until(lambda: coordination.read_namespaced_lease(name, "kube-node-lease"), 10, "the node's Lease")
+    lease = wait_until(
+        lambda: coordination.read_namespaced_lease(name, "kube-node-lease"), 10, "the node's Lease"
+    )
     assert lease.spec.lease_duration_seconds == 40
     assert lease.metadata.owner_references[0].uid == node.metadata.uid
     first = lease.spec.renew_time
