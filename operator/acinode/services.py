@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 from acinode import settings, types
 from acinode.kube import client
 from acinode.mapping import node as node_mapping
 from acinode.node import keeper
+from acinode.pods import reconciler
 
 
 @dataclasses.dataclass
@@ -19,3 +21,7 @@ class Services:
     cluster_id: types.ClusterId
     keepers: dict[str, keeper.NodeKeeper] = dataclasses.field(default_factory=dict)
     """The running keeper of each VirtualNode, by VirtualNode name."""
+    reconcilers: dict[str, reconciler.NodePodReconciler] = dataclasses.field(default_factory=dict)
+    """The running pod reconciler of each VirtualNode, by VirtualNode name."""
+    restarts: dict[str, asyncio.Event] = dataclasses.field(default_factory=dict)
+    """Set to make a VirtualNode's daemon rebuild its backend (its Azure settings changed)."""

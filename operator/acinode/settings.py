@@ -81,10 +81,30 @@ class AciSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class PodSettings:
+    concurrent_actions: int = 16
+    """Pod actions (resolve + PUT, DELETE, GET) a virtual node runs at once."""
+    resync_seconds: float = 30.0
+    """Longest time between two full reconcile passes when no pod event arrives."""
+    fast_sync_seconds: float = 1.0
+    """Status sync interval while any group is in transition (provisioning, starting)."""
+    steady_sync_seconds: float = 15.0
+    """Status sync interval when every group is steady (one list call per interval)."""
+    max_gets_per_sync: int = 50
+    """GETs of groups in transition per sync pass."""
+    steady_gets_per_sync: int = 2
+    """GETs of steady groups per sync pass (a round-robin sweep that notices exits and restarts)."""
+    backoff_base_seconds: float = 10.0
+    """First retry delay after an image or quota failure; doubles up to ``backoff_max_seconds``."""
+    backoff_max_seconds: float = 300.0
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     lease: LeaseSettings = dataclasses.field(default_factory=LeaseSettings)
     node: NodeSettings = dataclasses.field(default_factory=NodeSettings)
     aci: AciSettings = dataclasses.field(default_factory=AciSettings)
+    pods: PodSettings = dataclasses.field(default_factory=PodSettings)
 
 
 def _section_from_environment(section: Any, prefix: str, env: Mapping[str, str]) -> Any:
@@ -122,4 +142,5 @@ def settings_from_environment(environ: Mapping[str, str] | None = None) -> Setti
         lease=_section_from_environment(defaults.lease, "ACINODE_LEASE_", env),
         node=_section_from_environment(node, "ACINODE_NODE_", env),
         aci=_section_from_environment(defaults.aci, "ACINODE_ACI_", env),
+        pods=_section_from_environment(defaults.pods, "ACINODE_PODS_", env),
     )

@@ -6,7 +6,6 @@ generated ``kubernetes`` client costs tens of MB when imported) and fully async.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -71,7 +70,7 @@ class KubeClient:
                 if response.status >= 400:
                     raise error_from_response(response.status, payload, f"{method} {path}")
                 return json.loads(payload) if payload else {}
-        except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+        except (TimeoutError, aiohttp.ClientError) as err:
             raise errors.TransientError(f"{method} {path}: {err.__class__.__name__}: {err}") from err
 
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> JsonObject:
@@ -94,7 +93,12 @@ class KubeClient:
     ) -> AsyncIterator[JsonObject]:
         """Yield watch events (``{"type", "object"}``) until the server ends the stream."""
         session = self._session_or_new()
-        query = {**params, "watch": "true", "timeoutSeconds": str(timeout_seconds), "allowWatchBookmarks": "true"}
+        query = {
+            **params,
+            "watch": "true",
+            "timeoutSeconds": str(timeout_seconds),
+            "allowWatchBookmarks": "true",
+        }
         timeout = aiohttp.ClientTimeout(total=None, sock_read=timeout_seconds + 30)
         try:
             async with session.get(path, params=query, timeout=timeout) as response:
@@ -103,7 +107,7 @@ class KubeClient:
                 async for line in response.content:
                     if line.strip():
                         yield json.loads(line)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+        except (TimeoutError, aiohttp.ClientError) as err:
             raise errors.TransientError(f"WATCH {path}: {err.__class__.__name__}: {err}") from err
 
 

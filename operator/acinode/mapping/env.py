@@ -6,6 +6,7 @@ ACI as ``secureValue``, which ACI never returns. virtual-kubelet's provider send
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Callable, Mapping
 
@@ -30,6 +31,8 @@ class EnvContext:
     pod_ip: str | None
     container_resources: Mapping[str, resources.ContainerResources]
     """Kubernetes container name (init or regular) → its ACI resources."""
+    service_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """The kubelet's service variables: the lowest precedence, yet visible to ``$(VAR)`` expansion."""
 
 
 def expand(text: str, lookup: Callable[[str], str | None]) -> str:
@@ -178,8 +181,11 @@ def environment_from_container(
             if resolved is not None:
                 env[name] = resolved
             continue
-        value, secrets_used = expand_with_env(var.get("value", ""), env)
+        visible = collections.ChainMap(env, {key: EnvValue(value) for key, value in ctx.service_env.items()})
+        value, secrets_used = expand_with_env(var.get("value", ""), visible)
         env[name] = EnvValue(value, is_secret=bool(secrets_used))
+    for key, value in ctx.service_env.items():
+        env.setdefault(key, EnvValue(value))
     return env
 
 

@@ -332,6 +332,7 @@ class PodSpec(TypedDict, total=False):
     hostname: str
     subdomain: str
     readinessGates: list[PodReadinessGate]
+    enableServiceLinks: bool
     os: PodOs
     resources: ResourceRequirements
 
@@ -452,3 +453,22 @@ class Event(TypedDict, total=False):
     source: EventSource
     reportingComponent: str
     reportingInstance: str
+
+
+# --- services (for the kubelet's service environment variables) ----------------------------------------------
+
+
+class ServicePort(TypedDict, total=False):
+    name: str
+    port: int
+    protocol: str
+
+
+class ServiceSpec(TypedDict, total=False):
+    clusterIP: str
+    ports: list[ServicePort]
+
+
+class Service(TypedDict, total=False):
+    metadata: ObjectMeta
+    spec: ServiceSpec

@@ -23,6 +23,7 @@ from acinode.mapping import (
     references,
     registry,
     resources,
+    services,
     tags,
     volumes,
 )
@@ -176,7 +177,12 @@ def container_group_from_pod(
     by_name = {c.get("name", ""): r for c, r in zip(init_specs, group_resources.init_containers, strict=True)}
     by_name.update({c.get("name", ""): r for c, r in zip(app_specs, group_resources.containers, strict=True)})
 
-    env_context = env.EnvContext(pod, where, refs, pod_ip=chosen.ip_address, container_resources=by_name)
+    service_env = services.service_environment(
+        refs.services, metadata.get("namespace", "default"), spec.get("enableServiceLinks", True)
+    )
+    env_context = env.EnvContext(
+        pod, where, refs, pod_ip=chosen.ip_address, container_resources=by_name, service_env=service_env
+    )
     aci_volumes = volumes.aci_volumes_from_pod(volumes.VolumeContext(pod, where, refs, by_name), found)
     pod_security = spec.get("securityContext", {})
 

@@ -39,6 +39,9 @@ class NeededReferences:
     config_map_names: frozenset[str] = frozenset()
     token_requests: tuple[TokenRequestSpec, ...] = ()
     service_account_name: str = "default"
+    lists_services: bool = True
+    """Whether the services of the pod's namespace are needed (``enableServiceLinks``). The ``kubernetes``
+    service of ``default`` is needed always: every pod gets ``KUBERNETES_SERVICE_HOST``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +54,8 @@ class ResolvedReferences:
     """Audience (``DEFAULT_AUDIENCE`` for none) → token from a TokenRequest bound to the pod."""
     image_entrypoints: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     """Image reference → its ENTRYPOINT, when known (for ``args`` without ``command``)."""
+    services: tuple[objects.Service, ...] = ()
+    """The ``kubernetes`` service of ``default`` and, with service links, those of the pod's namespace."""
 
 
 def _env_references(container: objects.Container, secrets: set[str], config_maps: set[str]) -> None:
@@ -103,6 +108,7 @@ def needed_references_from_pod(pod: objects.Pod) -> NeededReferences:
         config_map_names=frozenset(config_maps - {""}),
         token_requests=tuple(TokenRequestSpec(a, s) for a, s in sorted(tokens.items())),
         service_account_name=spec.get("serviceAccountName") or "default",
+        lists_services=spec.get("enableServiceLinks", True),
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from acinode import types
+from acinode.mapping import placement
 
 CredentialType = Literal["Default", "WorkloadIdentity", "ManagedIdentity", "ServicePrincipal", "StaticToken"]
 CloudName = Literal["AzurePublicCloud", "AzureUSGovernment", "AzureChinaCloud", "Custom"]
@@ -135,4 +136,25 @@ def virtual_node_config_from_resource(resource: Mapping[str, Any]) -> VirtualNod
             cluster_domain=str(dns.get("clusterDomain", "cluster.local")),
         ),
         kube_proxy_enabled=bool((spec.get("kubeProxy") or {}).get("enabled", False)),
+    )
+
+
+def group_placement_from_config(
+    config: VirtualNodeConfig, cluster_id: types.ClusterId, host_ip: str | None
+) -> placement.GroupPlacement:
+    """Where the pods of this virtual node run, as the pod mapping needs it."""
+    dns = (
+        placement.ClusterDnsSettings(nameserver=config.dns.cluster_dns[0], domain=config.dns.cluster_domain)
+        if config.dns.cluster_dns
+        else None
+    )
+    return placement.GroupPlacement(
+        node_name=config.node_name,
+        cluster_id=cluster_id,
+        region=config.azure.region,
+        os_type="Windows" if config.operating_system == "windows" else "Linux",
+        subnet_id=config.azure.subnet_id,
+        host_ip=host_ip,
+        cluster_dns=dns,
+        extra_tags=dict(config.azure.tags),
     )

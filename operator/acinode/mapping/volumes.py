@@ -15,13 +15,20 @@ from collections.abc import Mapping
 
 from azure.mgmt.containerinstance import models
 
-from acinode.mapping import downward, fields, names, objects, placement, problems, references, resources
+from acinode.mapping import (
+    azurefiles,
+    downward,
+    fields,
+    names,
+    objects,
+    placement,
+    problems,
+    references,
+    resources,
+)
 
 DEFAULT_MODE = 0o644
 MAX_VOLUMES = 20
-AZURE_FILE_CSI_DRIVER = "file.csi.azure.com"
-AZURE_ACCOUNT_NAME_KEY = "azurestorageaccountname"
-AZURE_ACCOUNT_KEY_KEY = "azurestorageaccountkey"
 
 _HOST_ONLY = "a virtual node has no host of its own to take it from"
 _NOT_AZURE_FILES = (
@@ -194,77 +201,6 @@ def _token_file(
     return {file_name: token.encode()} if file_name is not None else {}
 
 
-def _azure_file(
-    secret_name: str,
-    share_name: str,
-    *,
-    read_only: bool,
-    path: str,
-    ctx: VolumeContext,
-    found: problems.Problems,
-) -> models.AzureFileVolume | None:
-    secret = ctx.refs.secrets.get(secret_name)
-    if secret is None:
-        found.add(path, f"Secret {secret_name!r} not found")
-        return None
-    data = references.secret_data(secret)
-    missing = [key for key in (AZURE_ACCOUNT_NAME_KEY, AZURE_ACCOUNT_KEY_KEY) if key not in data]
-    if missing:
-        found.add(path, f"Secret {secret_name!r} lacks {' and '.join(missing)}")
-        return None
-    if not share_name:
-        found.add(path, "needs a shareName")
-        return None
-    return models.AzureFileVolume(
-        share_name=share_name,
-        storage_account_name=data[AZURE_ACCOUNT_NAME_KEY].decode(errors="replace"),
-        storage_account_key=data[AZURE_ACCOUNT_KEY_KEY].decode(errors="replace"),
-        read_only=read_only or None,
-    )
-
-
-def _csi(
-    source: objects.CsiVolumeSource, path: str, ctx: VolumeContext, found: problems.Problems
-) -> models.AzureFileVolume | None:
-    driver = source.get("driver", "")
-    if driver != AZURE_FILE_CSI_DRIVER:
-        found.add(f"{path}.driver", f"ACI can mount only the {AZURE_FILE_CSI_DRIVER} CSI driver's shares")
-        return None
-    fields.check_fields(
-        source,
-        path,
-        ("driver", "readOnly", "volumeAttributes"),
-        {
-            "fsType": "Azure Files shares have no filesystem type to choose",
-            "nodePublishSecretRef": "give the storage account Secret as volumeAttributes.secretName",
-        },
-        found,
-    )
-    attributes = source.get("volumeAttributes", {})
-    namespace = ctx.pod.get("metadata", {}).get("namespace", "default")
-    for key, value in attributes.items():
-        if key == "secretNamespace" and value != namespace:
-            found.add(problems.key_path(f"{path}.volumeAttributes", key), "must be the pod's own namespace")
-        elif key not in ("secretName", "shareName", "secretNamespace"):
-            found.add(
-                problems.key_path(f"{path}.volumeAttributes", key),
-                "ACI's Azure Files volume takes only shareName and the storage account Secret (secretName)",
-            )
-    if not attributes.get("secretName"):
-        found.add(
-            f"{path}.volumeAttributes", "needs secretName: ACI mounts shares with a storage account key"
-        )
-        return None
-    return _azure_file(
-        attributes["secretName"],
-        attributes.get("shareName", ""),
-        read_only=source.get("readOnly", False),
-        path=path,
-        ctx=ctx,
-        found=found,
-    )
-
-
 def _secret_volume(name: str, files: Mapping[str, bytes]) -> models.Volume:
     if not files:
         # An optional source that does not exist mounts as an empty directory, as on a kubelet.
@@ -321,18 +257,11 @@ def _volume(
         _mode_ok(volume["projected"].get("defaultMode"), f"{path}.projected.defaultMode", found)
         return _secret_volume(name, _projected_files(volume["projected"], f"{path}.projected", ctx, found))
     if "azureFile" in volume:
-        azure = volume["azureFile"]
-        share = _azure_file(
-            azure.get("secretName", ""),
-            azure.get("shareName", ""),
-            read_only=azure.get("readOnly", False),
-            path=f"{path}.azureFile",
-            ctx=ctx,
-            found=found,
-        )
+        share = azurefiles.azure_file_from_inline(volume["azureFile"], f"{path}.azureFile", ctx.refs, found)
         return models.Volume(name=name, azure_file=share) if share is not None else None
     if "csi" in volume:
-        share = _csi(volume["csi"], f"{path}.csi", ctx, found)
+        namespace = ctx.pod.get("metadata", {}).get("namespace", "default")
+        share = azurefiles.azure_file_from_csi(volume["csi"], f"{path}.csi", namespace, ctx.refs, found)
         return models.Volume(name=name, azure_file=share) if share is not None else None
     if "gitRepo" in volume:
         git = volume["gitRepo"]

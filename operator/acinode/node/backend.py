@@ -30,5 +30,7 @@ class UsageProbe:
                 async with asyncio.timeout(self._timeout):
                     await self._aci.location_usage()
             except TimeoutError as err:
-                raise errors.BackendUnavailableError(f"ARM did not answer within {self._timeout:.0f}s") from err
+                raise errors.BackendUnavailableError(
+                    f"ARM did not answer within {self._timeout:.0f}s"
+                ) from err
             self._ok_until = time.monotonic() + self._ttl

@@ -54,6 +54,7 @@ async def patch_status_once(
     config: virtualnode.VirtualNodeConfig,
     identity: node_mapping.NodeIdentity,
     readiness: node_mapping.Readiness,
+    *,
     now: datetime.datetime,
     previous_conditions: list[dict[str, object]],
 ) -> list[dict[str, object]]:

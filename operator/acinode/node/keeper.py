@@ -31,7 +31,7 @@ def utc_now() -> datetime.datetime:
 
 
 class NodeKeeper:
-    def __init__(
+    def __init__(  # noqa: PLR0917 (handlers pass the first six positionally)
         self,
         kube: client.KubeClient,
         config: virtualnode.VirtualNodeConfig,
@@ -40,6 +40,8 @@ class NodeKeeper:
         operator_settings: settings.Settings,
         owner_uid: str | None = None,
         clock: Clock = utc_now,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kube = kube
         self.config = config
@@ -48,6 +50,8 @@ class NodeKeeper:
         self.settings = operator_settings
         self.owner_uid = owner_uid
         self.clock = clock
+        self.monotonic = monotonic
+        """Measures intervals (status patches, lease age); injectable so tests control time."""
         self.readiness = node_mapping.Readiness(False, "KubeletNotReady", "acinode is starting")
         self.node_uid: str | None = None
         self.conditions: list[dict[str, Any]] = []
@@ -77,7 +81,9 @@ class NodeKeeper:
     # --- one iteration of each loop -----------------------------------------------------------------------
 
     async def register_once(self) -> None:
-        node = await self._call(registration.ensure_node(self.kube, self.config, self.identity, self.owner_uid))
+        node = await self._call(
+            registration.ensure_node(self.kube, self.config, self.identity, self.owner_uid)
+        )
         self.node_uid = node["metadata"]["uid"]
         self.conditions = list(node.get("status", {}).get("conditions") or [])
 
@@ -92,7 +98,7 @@ class NodeKeeper:
         self.readiness = readiness
         if changed and readiness.ready:
             self._renew_now.set()  # a node that turns ready must not wait a whole interval for its lease
-        due = time.monotonic() - self._last_status_patch >= self.settings.node.status_interval_seconds
+        due = self.monotonic() - self._last_status_patch >= self.settings.node.status_interval_seconds
         if not (changed or force or due or self.node_uid is None):
             await self.report_once()
             return
@@ -101,16 +107,23 @@ class NodeKeeper:
         try:
             self.conditions = await self._call(
                 heartbeat.patch_status_once(
-                    self.kube, self.config, self.identity, readiness, self.clock(), self.conditions
+                    self.kube,
+                    self.config,
+                    self.identity,
+                    readiness,
+                    now=self.clock(),
+                    previous_conditions=self.conditions,
                 )
             )
         except errors.NotFoundError:
             logger.warning("node is gone; registering it again", extra=self.log_fields)
             await self.register_once()
             self.conditions = await self._call(
-                heartbeat.patch_status_once(self.kube, self.config, self.identity, readiness, self.clock(), [])
+                heartbeat.patch_status_once(
+                    self.kube, self.config, self.identity, readiness, now=self.clock(), previous_conditions=[]
+                )
             )
-        self._last_status_patch = time.monotonic()
+        self._last_status_patch = self.monotonic()
         await self.report_once()
 
     async def lease_once(self) -> None:
@@ -119,12 +132,14 @@ class NodeKeeper:
             return
         duration = self.settings.lease.duration_seconds
         try:
-            await self._call(lease.renew_once(self.kube, self.config.node_name, self.node_uid, self.clock(), duration))
+            await self._call(
+                lease.renew_once(self.kube, self.config.node_name, self.node_uid, self.clock(), duration)
+            )
         except errors.NotFoundError:
             # The Lease may be gone with its Node: re-register on the status loop, now.
             self.poke()
             raise
-        self.last_renewal = time.monotonic()
+        self.last_renewal = self.monotonic()
 
     async def report_once(self) -> None:
         """Mirror registration and readiness on the VirtualNode's status (only when something changed)."""
@@ -137,7 +152,9 @@ class NodeKeeper:
         if self._reported is not None and _same_status(self._reported, status):
             return
         await self._call(
-            self.kube.patch(f"{resources.virtual_node_path(self.config.name)}/status", {"status": status}, "merge")
+            self.kube.patch(
+                f"{resources.virtual_node_path(self.config.name)}/status", {"status": status}, "merge"
+            )
         )
         self._reported = status
 
@@ -181,7 +198,7 @@ class NodeKeeper:
 
 
 def _condition(
-    kind: str, ok: bool, reason: str, message: str, now: datetime.datetime, before: dict[str, Any] | None
+    kind: str, ok: bool, reason: str, message: str, *, now: datetime.datetime, before: dict[str, Any] | None
 ) -> dict[str, Any]:
     status = "True" if ok else "False"
     previous = next((c for c in (before or {}).get("conditions", []) if c["type"] == kind), None)
@@ -201,24 +218,31 @@ def _virtual_node_conditions(
     now: datetime.datetime,
     before: dict[str, Any] | None,
 ) -> list[dict[str, Any]]:
-    backend_ok = readiness.reason != "BackendUnreachable" and readiness.reason != "BackendCredentialsRefused"
+    backend_ok = readiness.reason not in {"BackendUnreachable", "BackendCredentialsRefused"}
     return [
-        _condition("Ready", readiness.ready and registered, readiness.reason, readiness.message, now, before),
+        _condition(
+            "Ready",
+            readiness.ready and registered,
+            readiness.reason,
+            readiness.message,
+            now=now,
+            before=before,
+        ),
         _condition(
             "Registered",
             registered,
             "NodeRegistered" if registered else "NodeNotRegistered",
             "the Node is registered" if registered else "the Node is not registered yet",
-            now,
-            before,
+            now=now,
+            before=before,
         ),
         _condition(
             "BackendReachable",
             backend_ok,
             "BackendReachable" if backend_ok else readiness.reason,
             "Azure Container Instances answered" if backend_ok else readiness.message,
-            now,
-            before,
+            now=now,
+            before=before,
         ),
     ]
 

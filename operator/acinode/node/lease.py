@@ -21,6 +21,8 @@ async def renew_once(
     """
     desired = node_mapping.lease_from_node(node_name, node_uid, now, duration_seconds)
     try:
-        await kube.patch(resources.lease_path(node_mapping.LEASE_NAMESPACE, node_name), {"spec": desired["spec"]})
+        await kube.patch(
+            resources.lease_path(node_mapping.LEASE_NAMESPACE, node_name), {"spec": desired["spec"]}
+        )
     except errors.NotFoundError:
         await kube.create(LEASES, desired)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import datetime
+import functools
+import json
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from azure.mgmt.containerinstance import models
 
@@ -19,7 +24,9 @@ SUBNET = "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Network/virtu
 NOW = datetime.datetime(2024, 5, 1, 12, 0, 0, tzinfo=datetime.UTC)
 NOW_TEXT = "2024-05-01T12:00:00Z"
 EARLIER_TEXT = "2024-05-01T11:00:00Z"
-IDENTITY = "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app"
+IDENTITY = (
+    "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app"
+)
 
 
 def vnet_placement(**changes: Any) -> placement.GroupPlacement:
@@ -42,8 +49,6 @@ def public_placement(**changes: Any) -> placement.GroupPlacement:
 
 
 def _replace(base: placement.GroupPlacement, changes: dict[str, Any]) -> placement.GroupPlacement:
-    import dataclasses
-
     return dataclasses.replace(base, **changes)
 
 
@@ -101,12 +106,14 @@ def refs(
     config_maps: dict[str, objects.ConfigMap] | None = None,
     tokens: dict[str, str] | None = None,
     entrypoints: dict[str, tuple[str, ...]] | None = None,
+    services: tuple[Any, ...] = (),
 ) -> references.ResolvedReferences:
     return references.ResolvedReferences(
         secrets=secrets or {},
         config_maps=config_maps or {},
         service_account_tokens=tokens or {},
         image_entrypoints=entrypoints or {},
+        services=services,
     )
 
 
@@ -116,7 +123,9 @@ def group(
     resolved: references.ResolvedReferences | None = None,
 ) -> dict[str, Any]:
     """The serialized group body (wire JSON) for a pod that must map."""
-    result: dict[str, Any] = pods.container_group_from_pod(the_pod, where or vnet_placement(), resolved).serialize()
+    result: dict[str, Any] = pods.container_group_from_pod(
+        the_pod, where or vnet_placement(), resolved
+    ).serialize()
     return result
 
 
@@ -138,3 +147,48 @@ def first_container(body: dict[str, Any]) -> dict[str, Any]:
 
 def aci_group(body: dict[str, Any]) -> models.ContainerGroup:
     return models.ContainerGroup.deserialize(body)
+
+
+# --- the REST schema ----------------------------------------------------------------------------------------
+
+SPEC = Path(__file__).parent / "testdata" / "aci-2023-05-01.json"
+
+
+def _strict(schema: Any, definitions: dict[str, Any], seen: tuple[str, ...] = ()) -> Any:
+    """The schema with ``$ref`` and ``allOf`` resolved, read-only properties forbidden and no unknown
+    properties allowed: stricter than ARM, so a misspelt or response-only field fails the test."""
+    if isinstance(schema, list):
+        return [_strict(item, definitions, seen) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        if name in seen:
+            return {}
+        return _strict(definitions[name], definitions, (*seen, name))
+    result = {key: _strict(value, definitions, seen) for key, value in schema.items() if key != "allOf"}
+    for part in schema.get("allOf", []):
+        resolved = _strict(part, definitions, seen)
+        result.setdefault("properties", {}).update(resolved.get("properties", {}))
+        result["required"] = sorted({*result.get("required", []), *resolved.get("required", [])})
+        result.setdefault("type", resolved.get("type", "object"))
+    if "properties" in result:
+        result["properties"] = {
+            key: value
+            for key, value in result["properties"].items()
+            if not (isinstance(value, dict) and value.get("readOnly"))
+        }
+        result.setdefault("additionalProperties", False)
+    return result
+
+
+@functools.cache
+def group_validator() -> jsonschema.Draft7Validator:
+    definitions = json.loads(SPEC.read_text())["definitions"]
+    return jsonschema.Draft7Validator(_strict(definitions["ContainerGroup"], definitions))
+
+
+def schema_errors(body: dict[str, Any]) -> list[str]:
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in group_validator().iter_errors(body)
+    ]

@@ -21,13 +21,26 @@ pytestmark = pytest.mark.timeout(2)
         ({"command": ["nginx", "-g", "daemon off;"]}, {}, {}, ["nginx", "-g", "daemon off;"]),
         ({"command": ["python"], "args": ["-m", "http.server"]}, {}, {}, ["python", "-m", "http.server"]),
         # args alone need the image's ENTRYPOINT: from the annotation…
-        ({"args": ["--verbose"]}, {options.ENTRYPOINTS: json.dumps({"app": ["/entrypoint.sh"]})}, {}, ["/entrypoint.sh", "--verbose"]),
+        (
+            {"args": ["--verbose"]},
+            {options.ENTRYPOINTS: json.dumps({"app": ["/entrypoint.sh"]})},
+            {},
+            ["/entrypoint.sh", "--verbose"],
+        ),
         # …or from what the reconciler learnt from the registry
-        ({"args": ["--verbose"]}, {}, {"nginx:1.27": ("/docker-entrypoint.sh",)}, ["/docker-entrypoint.sh", "--verbose"]),
+        (
+            {"args": ["--verbose"]},
+            {},
+            {"nginx:1.27": ("/docker-entrypoint.sh",)},
+            ["/docker-entrypoint.sh", "--verbose"],
+        ),
     ],
 )
 def test_command_line(
-    fields: dict[str, Any], annotations: dict[str, str], entrypoints: dict[str, tuple[str, ...]], expected: list[str] | None
+    fields: dict[str, Any],
+    annotations: dict[str, str],
+    entrypoints: dict[str, tuple[str, ...]],
+    expected: list[str] | None,
 ) -> None:
     body = group(pod(container(**fields), annotations=annotations), resolved=refs(entrypoints=entrypoints))
     assert first_container(body).get("command") == expected
@@ -72,12 +85,34 @@ WEB = {"ports": [{"name": "http", "containerPort": 8080}]}
             {"exec": {"command": ["cat", "/tmp/healthy"]}, "initialDelaySeconds": 5, "periodSeconds": 10},
         ),
         (
-            {"httpGet": {"path": "/healthz", "port": "http", "scheme": "HTTP"}, "failureThreshold": 3, "successThreshold": 1, "timeoutSeconds": 2},
-            {"httpGet": {"path": "/healthz", "port": 8080, "scheme": "http"}, "failureThreshold": 3, "successThreshold": 1, "timeoutSeconds": 2},
+            {
+                "httpGet": {"path": "/healthz", "port": "http", "scheme": "HTTP"},
+                "failureThreshold": 3,
+                "successThreshold": 1,
+                "timeoutSeconds": 2,
+            },
+            {
+                "httpGet": {"path": "/healthz", "port": 8080, "scheme": "http"},
+                "failureThreshold": 3,
+                "successThreshold": 1,
+                "timeoutSeconds": 2,
+            },
         ),
         (
-            {"httpGet": {"port": 8443, "scheme": "HTTPS", "httpHeaders": [{"name": "X-Probe", "value": "1"}]}},
-            {"httpGet": {"port": 8443, "scheme": "https", "httpHeaders": [{"name": "X-Probe", "value": "1"}]}},
+            {
+                "httpGet": {
+                    "port": 8443,
+                    "scheme": "HTTPS",
+                    "httpHeaders": [{"name": "X-Probe", "value": "1"}],
+                }
+            },
+            {
+                "httpGet": {
+                    "port": 8443,
+                    "scheme": "https",
+                    "httpHeaders": [{"name": "X-Probe", "value": "1"}],
+                }
+            },
         ),
     ],
 )
@@ -93,8 +128,16 @@ def test_probes(probe: dict[str, Any], expected: dict[str, Any]) -> None:
         ({"tcpSocket": {"port": 8080}}, "spec.containers[0].livenessProbe.tcpSocket", "exec or httpGet"),
         ({"grpc": {"port": 8080}}, "spec.containers[0].livenessProbe.grpc", "exec or httpGet"),
         ({"httpGet": {"port": "metrics"}}, "spec.containers[0].livenessProbe.httpGet.port", "names no port"),
-        ({"httpGet": {"port": 80, "host": "example.com"}}, "spec.containers[0].livenessProbe.httpGet.host", "container itself"),
-        ({"exec": {"command": ["true"]}, "terminationGracePeriodSeconds": 5}, "spec.containers[0].livenessProbe.terminationGracePeriodSeconds", "grace"),
+        (
+            {"httpGet": {"port": 80, "host": "example.com"}},
+            "spec.containers[0].livenessProbe.httpGet.host",
+            "container itself",
+        ),
+        (
+            {"exec": {"command": ["true"]}, "terminationGracePeriodSeconds": 5},
+            "spec.containers[0].livenessProbe.terminationGracePeriodSeconds",
+            "grace",
+        ),
         ({"periodSeconds": 5}, "spec.containers[0].livenessProbe", "needs an exec or httpGet"),
     ],
 )
@@ -109,9 +152,17 @@ UNCONFINED = base64.b64encode(json.dumps({"defaultAction": "SCMP_ACT_ALLOW"}).en
     ("pod_context", "context", "expected"),
     [
         ({}, {}, None),
-        ({}, {"seccompProfile": {"type": "RuntimeDefault"}, "appArmorProfile": {"type": "RuntimeDefault"}}, None),
+        (
+            {},
+            {"seccompProfile": {"type": "RuntimeDefault"}, "appArmorProfile": {"type": "RuntimeDefault"}},
+            None,
+        ),
         ({}, {"privileged": True}, {"privileged": True}),
-        ({}, {"allowPrivilegeEscalation": False, "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]}}, {"allowPrivilegeEscalation": False, "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]}}),
+        (
+            {},
+            {"allowPrivilegeEscalation": False, "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]}},
+            {"allowPrivilegeEscalation": False, "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]}},
+        ),
         ({"runAsUser": 1000, "runAsGroup": 3000}, {}, {"runAsUser": 1000, "runAsGroup": 3000}),
         ({"runAsUser": 1000}, {"runAsUser": 2000}, {"runAsUser": 2000}),
         ({"runAsNonRoot": True, "runAsUser": 1000}, {}, {"runAsUser": 1000}),
@@ -119,7 +170,9 @@ UNCONFINED = base64.b64encode(json.dumps({"defaultAction": "SCMP_ACT_ALLOW"}).en
         ({"supplementalGroups": [], "fsGroupChangePolicy": "OnRootMismatch"}, {}, None),
     ],
 )
-def test_security_context(pod_context: dict[str, Any], context: dict[str, Any], expected: dict[str, Any] | None) -> None:
+def test_security_context(
+    pod_context: dict[str, Any], context: dict[str, Any], expected: dict[str, Any] | None
+) -> None:
     body = first_container(group(pod(container(securityContext=context), securityContext=pod_context)))
     assert body.get("securityContext") == expected
 
@@ -127,19 +180,46 @@ def test_security_context(pod_context: dict[str, Any], context: dict[str, Any], 
 @pytest.mark.parametrize(
     ("pod_context", "context", "path", "reason"),
     [
-        ({}, {"readOnlyRootFilesystem": True}, "spec.containers[0].securityContext.readOnlyRootFilesystem", "read-only"),
+        (
+            {},
+            {"readOnlyRootFilesystem": True},
+            "spec.containers[0].securityContext.readOnlyRootFilesystem",
+            "read-only",
+        ),
         ({}, {"runAsNonRoot": True}, "spec.containers[0].securityContext.runAsNonRoot", "set runAsUser"),
         ({"runAsNonRoot": True}, {"runAsUser": 0}, "spec.containers[0].securityContext.runAsUser", "UID 0"),
         ({}, {"procMount": "Unmasked"}, "spec.containers[0].securityContext.procMount", "default /proc"),
-        ({}, {"seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}}, "spec.containers[0].securityContext.seccompProfile", "node's disk"),
-        ({}, {"appArmorProfile": {"type": "Unconfined"}}, "spec.containers[0].securityContext.appArmorProfile", "AppArmor"),
-        ({}, {"seLinuxOptions": {"level": "s0"}}, "spec.containers[0].securityContext.seLinuxOptions", "SELinux"),
+        (
+            {},
+            {"seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}},
+            "spec.containers[0].securityContext.seccompProfile",
+            "node's disk",
+        ),
+        (
+            {},
+            {"appArmorProfile": {"type": "Unconfined"}},
+            "spec.containers[0].securityContext.appArmorProfile",
+            "AppArmor",
+        ),
+        (
+            {},
+            {"seLinuxOptions": {"level": "s0"}},
+            "spec.containers[0].securityContext.seLinuxOptions",
+            "SELinux",
+        ),
         ({"fsGroup": 2000}, {}, "spec.securityContext.fsGroup", "ownership"),
         ({"supplementalGroups": [4000]}, {}, "spec.securityContext.supplementalGroups", "supplementary"),
-        ({"sysctls": [{"name": "net.core.somaxconn", "value": "1024"}]}, {}, "spec.securityContext.sysctls", "sysctls"),
+        (
+            {"sysctls": [{"name": "net.core.somaxconn", "value": "1024"}]},
+            {},
+            "spec.securityContext.sysctls",
+            "sysctls",
+        ),
     ],
 )
-def test_security_refusals(pod_context: dict[str, Any], context: dict[str, Any], path: str, reason: str) -> None:
+def test_security_refusals(
+    pod_context: dict[str, Any], context: dict[str, Any], path: str, reason: str
+) -> None:
     found = problems(pod(container(securityContext=context), securityContext=pod_context))
     assert reason in found[path]
 

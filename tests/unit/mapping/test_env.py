@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from mapping_builders import config_map, container, first_container, group, pod, problems, refs, secret
 
-from acinode.mapping import env, options
+from acinode.mapping import env, options, services
 
 pytestmark = pytest.mark.timeout(2)
 
@@ -19,7 +19,9 @@ RESOLVED = refs(
 
 def _env(*variables: dict[str, Any], **fields: Any) -> list[dict[str, Any]]:
     the_pod = pod(container(env=list(variables), **fields), labels={"app": "shop"}, annotations={"team": "a"})
-    result: list[dict[str, Any]] = first_container(group(the_pod, resolved=RESOLVED)).get("environmentVariables", [])
+    result: list[dict[str, Any]] = first_container(group(the_pod, resolved=RESOLVED)).get(
+        "environmentVariables", []
+    )
     return result
 
 
@@ -29,22 +31,76 @@ def _env(*variables: dict[str, Any], **fields: Any) -> list[dict[str, Any]]:
         ({"name": "A", "value": "1"}, {"name": "A", "value": "1"}),
         ({"name": "EMPTY", "value": ""}, {"name": "EMPTY", "value": ""}),
         ({"name": "EMPTY"}, {"name": "EMPTY", "value": ""}),
-        ({"name": "P", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}, {"name": "P", "secureValue": "s3cret"}),
-        ({"name": "M", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "MODE"}}}, {"name": "M", "value": "prod"}),
-        ({"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}, {"name": "N", "value": "web-0"}),
-        ({"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}, {"name": "NS", "value": "shop"}),
-        ({"name": "U", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}, {"name": "U", "value": "11111111-2222-3333-4444-555555555555"}),
-        ({"name": "L", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}}, {"name": "L", "value": "shop"}),
-        ({"name": "L", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['none']"}}}, {"name": "L", "value": ""}),
-        ({"name": "T", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['team']"}}}, {"name": "T", "value": "a"}),
-        ({"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}, {"name": "NODE", "value": "virtual-node-aci-linux"}),
-        ({"name": "SA", "valueFrom": {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}}, {"name": "SA", "value": "default"}),
-        ({"name": "HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}}, {"name": "HOST", "value": "10.240.0.4"}),
-        ({"name": "C", "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu", "divisor": "1m"}}}, {"name": "C", "value": "1000"}),
-        ({"name": "C", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}}, {"name": "C", "value": "1"}),
-        ({"name": "M", "valueFrom": {"resourceFieldRef": {"resource": "requests.memory", "divisor": "1Mi"}}}, {"name": "M", "value": "1536"}),
-        ({"name": "M", "valueFrom": {"secretKeyRef": {"name": "missing", "key": "x", "optional": True}}}, None),
-        ({"name": "M", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "nope", "optional": True}}}, None),
+        (
+            {"name": "P", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
+            {"name": "P", "secureValue": "s3cret"},
+        ),
+        (
+            {"name": "M", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "MODE"}}},
+            {"name": "M", "value": "prod"},
+        ),
+        (
+            {"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "N", "value": "web-0"},
+        ),
+        (
+            {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "NS", "value": "shop"},
+        ),
+        (
+            {"name": "U", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
+            {"name": "U", "value": "11111111-2222-3333-4444-555555555555"},
+        ),
+        (
+            {"name": "L", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+            {"name": "L", "value": "shop"},
+        ),
+        (
+            {"name": "L", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['none']"}}},
+            {"name": "L", "value": ""},
+        ),
+        (
+            {"name": "T", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['team']"}}},
+            {"name": "T", "value": "a"},
+        ),
+        (
+            {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+            {"name": "NODE", "value": "virtual-node-aci-linux"},
+        ),
+        (
+            {"name": "SA", "valueFrom": {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}},
+            {"name": "SA", "value": "default"},
+        ),
+        (
+            {"name": "HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+            {"name": "HOST", "value": "10.240.0.4"},
+        ),
+        (
+            {"name": "C", "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu", "divisor": "1m"}}},
+            {"name": "C", "value": "1000"},
+        ),
+        (
+            {"name": "C", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
+            {"name": "C", "value": "1"},
+        ),
+        (
+            {
+                "name": "M",
+                "valueFrom": {"resourceFieldRef": {"resource": "requests.memory", "divisor": "1Mi"}},
+            },
+            {"name": "M", "value": "1536"},
+        ),
+        (
+            {"name": "M", "valueFrom": {"secretKeyRef": {"name": "missing", "key": "x", "optional": True}}},
+            None,
+        ),
+        (
+            {
+                "name": "M",
+                "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "nope", "optional": True}},
+            },
+            None,
+        ),
     ],
 )
 def test_one_variable(variable: dict[str, Any], expected: dict[str, Any] | None) -> None:
@@ -91,7 +147,9 @@ def test_kubelet_expansion(template: str, expected: str) -> None:
 
 
 def test_expansion_sees_only_earlier_variables() -> None:
-    got = _env_or_none({"name": "B", "value": "$(A)"}, {"name": "A", "value": "1"}, {"name": "C", "value": "$(A)"})
+    got = _env_or_none(
+        {"name": "B", "value": "$(A)"}, {"name": "A", "value": "1"}, {"name": "C", "value": "$(A)"}
+    )
     assert got == [{"name": "B", "value": "$(A)"}, {"name": "A", "value": "1"}, {"name": "C", "value": "1"}]
 
 
@@ -100,12 +158,21 @@ def test_a_value_built_from_a_secret_stays_secret() -> None:
         {"name": "P", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
         {"name": "URL", "value": "postgres://shop:$(P)@db"},
     )
-    assert got == [{"name": "P", "secureValue": "s3cret"}, {"name": "URL", "secureValue": "postgres://shop:s3cret@db"}]
+    assert got == [
+        {"name": "P", "secureValue": "s3cret"},
+        {"name": "URL", "secureValue": "postgres://shop:s3cret@db"},
+    ]
 
 
 def test_command_and_args_are_expanded() -> None:
     body = group(
-        pod(container(env=[{"name": "PORT", "value": "8080"}], command=["serve", "--port=$(PORT)"], args=["$$(PORT)"]))
+        pod(
+            container(
+                env=[{"name": "PORT", "value": "8080"}],
+                command=["serve", "--port=$(PORT)"],
+                args=["$$(PORT)"],
+            )
+        )
     )
     assert first_container(body)["command"] == ["serve", "--port=8080", "$(PORT)"]
 
@@ -113,15 +180,54 @@ def test_command_and_args_are_expanded() -> None:
 @pytest.mark.parametrize(
     ("variable", "path", "reason"),
     [
-        ({"name": "P", "valueFrom": {"secretKeyRef": {"name": "missing", "key": "x"}}}, "spec.containers[0].env[0].valueFrom.secretKeyRef", "Secret 'missing' not found"),
-        ({"name": "P", "valueFrom": {"secretKeyRef": {"name": "db", "key": "nope"}}}, "spec.containers[0].env[0].valueFrom.secretKeyRef", "has no key 'nope'"),
-        ({"name": "P", "valueFrom": {"configMapKeyRef": {"name": "missing", "key": "x"}}}, "spec.containers[0].env[0].valueFrom.configMapKeyRef", "ConfigMap 'missing' not found"),
-        ({"name": "P", "valueFrom": {"secretKeyRef": {"name": "binary", "key": "blob"}}}, "spec.containers[0].env[0].valueFrom.secretKeyRef", "not UTF-8"),
-        ({"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}, "spec.containers[0].env[0].valueFrom.fieldRef", "ACI assigns the IP"),
-        ({"name": "L", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels"}}}, "spec.containers[0].env[0].valueFrom.fieldRef", "not available"),
-        ({"name": "F", "valueFrom": {"fileKeyRef": {"path": "x", "volumeName": "v", "key": "k"}}}, "spec.containers[0].env[0].valueFrom.fileKeyRef", "another volume"),
-        ({"name": "S", "valueFrom": {"resourceFieldRef": {"resource": "limits.ephemeral-storage"}}}, "spec.containers[0].env[0].valueFrom.resourceFieldRef.resource", "only requests/limits"),
-        ({"name": "S", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "containerName": "other"}}}, "spec.containers[0].env[0].valueFrom.resourceFieldRef.containerName", "names no container"),
+        (
+            {"name": "P", "valueFrom": {"secretKeyRef": {"name": "missing", "key": "x"}}},
+            "spec.containers[0].env[0].valueFrom.secretKeyRef",
+            "Secret 'missing' not found",
+        ),
+        (
+            {"name": "P", "valueFrom": {"secretKeyRef": {"name": "db", "key": "nope"}}},
+            "spec.containers[0].env[0].valueFrom.secretKeyRef",
+            "has no key 'nope'",
+        ),
+        (
+            {"name": "P", "valueFrom": {"configMapKeyRef": {"name": "missing", "key": "x"}}},
+            "spec.containers[0].env[0].valueFrom.configMapKeyRef",
+            "ConfigMap 'missing' not found",
+        ),
+        (
+            {"name": "P", "valueFrom": {"secretKeyRef": {"name": "binary", "key": "blob"}}},
+            "spec.containers[0].env[0].valueFrom.secretKeyRef",
+            "not UTF-8",
+        ),
+        (
+            {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            "spec.containers[0].env[0].valueFrom.fieldRef",
+            "ACI assigns the IP",
+        ),
+        (
+            {"name": "L", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels"}}},
+            "spec.containers[0].env[0].valueFrom.fieldRef",
+            "not available",
+        ),
+        (
+            {"name": "F", "valueFrom": {"fileKeyRef": {"path": "x", "volumeName": "v", "key": "k"}}},
+            "spec.containers[0].env[0].valueFrom.fileKeyRef",
+            "another volume",
+        ),
+        (
+            {"name": "S", "valueFrom": {"resourceFieldRef": {"resource": "limits.ephemeral-storage"}}},
+            "spec.containers[0].env[0].valueFrom.resourceFieldRef.resource",
+            "only requests/limits",
+        ),
+        (
+            {
+                "name": "S",
+                "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "containerName": "other"}},
+            },
+            "spec.containers[0].env[0].valueFrom.resourceFieldRef.containerName",
+            "names no container",
+        ),
     ],
 )
 def test_unresolvable_variables(variable: dict[str, Any], path: str, reason: str) -> None:
@@ -145,3 +251,73 @@ def test_pinned_ip_is_offered_to_status_pod_ip() -> None:
         annotations={options.IP_ADDRESS: "10.241.0.7"},
     )
     assert first_container(group(the_pod))["environmentVariables"] == [{"name": "IP", "value": "10.241.0.7"}]
+
+
+KUBERNETES = {
+    "metadata": {"name": "kubernetes", "namespace": "default"},
+    "spec": {"clusterIP": "10.0.0.1", "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]},
+}
+SHOP_DB = {
+    "metadata": {"name": "shop-db", "namespace": "shop"},
+    "spec": {
+        "clusterIP": "10.0.0.42",
+        "ports": [{"port": 5432}, {"name": "metrics", "port": 9187, "protocol": "TCP"}],
+    },
+}
+HEADLESS = {
+    "metadata": {"name": "peers", "namespace": "shop"},
+    "spec": {"clusterIP": "None", "ports": [{"port": 7000}]},
+}
+ELSEWHERE = {
+    "metadata": {"name": "other", "namespace": "billing"},
+    "spec": {"clusterIP": "10.0.0.9", "ports": [{"port": 80}]},
+}
+
+
+def test_service_environment_as_the_kubelet_writes_it() -> None:
+    assert services.service_environment([KUBERNETES, SHOP_DB, HEADLESS, ELSEWHERE], "shop", True) == {
+        "KUBERNETES_SERVICE_HOST": "10.0.0.1",
+        "KUBERNETES_SERVICE_PORT": "443",
+        "KUBERNETES_SERVICE_PORT_HTTPS": "443",
+        "KUBERNETES_PORT": "tcp://10.0.0.1:443",
+        "KUBERNETES_PORT_443_TCP": "tcp://10.0.0.1:443",
+        "KUBERNETES_PORT_443_TCP_PROTO": "tcp",
+        "KUBERNETES_PORT_443_TCP_PORT": "443",
+        "KUBERNETES_PORT_443_TCP_ADDR": "10.0.0.1",
+        "SHOP_DB_SERVICE_HOST": "10.0.0.42",
+        "SHOP_DB_SERVICE_PORT": "5432",
+        "SHOP_DB_SERVICE_PORT_METRICS": "9187",
+        "SHOP_DB_PORT": "tcp://10.0.0.42:5432",
+        "SHOP_DB_PORT_5432_TCP": "tcp://10.0.0.42:5432",
+        "SHOP_DB_PORT_5432_TCP_PROTO": "tcp",
+        "SHOP_DB_PORT_5432_TCP_PORT": "5432",
+        "SHOP_DB_PORT_5432_TCP_ADDR": "10.0.0.42",
+        "SHOP_DB_PORT_9187_TCP": "tcp://10.0.0.42:9187",
+        "SHOP_DB_PORT_9187_TCP_PROTO": "tcp",
+        "SHOP_DB_PORT_9187_TCP_PORT": "9187",
+        "SHOP_DB_PORT_9187_TCP_ADDR": "10.0.0.42",
+    }
+
+
+def test_without_service_links_only_the_api_server_is_announced() -> None:
+    got = services.service_environment([KUBERNETES, SHOP_DB], "shop", False)
+    assert set(got) == {k for k in got if k.startswith("KUBERNETES_")}
+    assert got["KUBERNETES_SERVICE_HOST"] == "10.0.0.1"
+
+
+def test_service_variables_have_the_lowest_precedence_but_expand() -> None:
+    the_pod = pod(
+        container(
+            env=[
+                {"name": "KUBERNETES_SERVICE_PORT", "value": "6443"},
+                {"name": "DB", "value": "$(SHOP_DB_SERVICE_HOST):5432"},
+            ],
+            command=["app", "--api=$(KUBERNETES_SERVICE_HOST)"],
+        )
+    )
+    body = first_container(group(the_pod, resolved=refs(services=(KUBERNETES, SHOP_DB))))
+    variables = {v["name"]: v["value"] for v in body["environmentVariables"]}
+    assert variables["KUBERNETES_SERVICE_PORT"] == "6443"
+    assert variables["DB"] == "10.0.0.42:5432"
+    assert variables["SHOP_DB_PORT"] == "tcp://10.0.0.42:5432"
+    assert body["command"] == ["app", "--api=10.0.0.1"]

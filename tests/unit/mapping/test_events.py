@@ -12,19 +12,44 @@ from acinode.mapping import events
 
 pytestmark = pytest.mark.timeout(2)
 
-PULLING = {"name": "Pulling", "message": "pulling image \"nginx:1.27\"", "type": "Normal", "count": 1,
-           "firstTimestamp": "2024-05-01T11:59:01Z", "lastTimestamp": "2024-05-01T11:59:01Z"}
-BACKOFF = {"name": "BackOff", "message": "Back-off restarting failed container", "type": "Whatever", "count": 3,
-           "firstTimestamp": "2024-05-01T11:59:05Z", "lastTimestamp": "2024-05-01T11:59:40Z"}
+PULLING = {
+    "name": "Pulling",
+    "message": 'pulling image "nginx:1.27"',
+    "type": "Normal",
+    "count": 1,
+    "firstTimestamp": "2024-05-01T11:59:01Z",
+    "lastTimestamp": "2024-05-01T11:59:01Z",
+}
+BACKOFF = {
+    "name": "BackOff",
+    "message": "Back-off restarting failed container",
+    "type": "Whatever",
+    "count": 3,
+    "firstTimestamp": "2024-05-01T11:59:05Z",
+    "lastTimestamp": "2024-05-01T11:59:40Z",
+}
 
 
-def _group(container_events: list[dict[str, Any]], group_events: list[dict[str, Any]] | None = None, init: list[dict[str, Any]] | None = None) -> Any:
+def _group(
+    container_events: list[dict[str, Any]],
+    group_events: list[dict[str, Any]] | None = None,
+    init: list[dict[str, Any]] | None = None,
+) -> Any:
     def entry(name: str, evts: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"name": name, "properties": {"image": "nginx:1.27", "resources": {"requests": {"cpu": 1, "memoryInGB": 1}},
-                                             "instanceView": {"restartCount": 0, "events": evts}}}
+        return {
+            "name": name,
+            "properties": {
+                "image": "nginx:1.27",
+                "resources": {"requests": {"cpu": 1, "memoryInGB": 1}},
+                "instanceView": {"restartCount": 0, "events": evts},
+            },
+        }
 
-    props: dict[str, Any] = {"osType": "Linux", "containers": [entry("app", container_events)],
-                             "instanceView": {"state": "Running", "events": group_events or []}}
+    props: dict[str, Any] = {
+        "osType": "Linux",
+        "containers": [entry("app", container_events)],
+        "instanceView": {"state": "Running", "events": group_events or []},
+    }
     if init is not None:
         props["initContainers"] = [entry("migrate", init)]
     return aci_group({"name": "shop-web-0", "properties": props})
@@ -36,11 +61,18 @@ def test_container_events_become_pod_events() -> None:
     assert pulling.body["reason"] == "Pulling"
     assert pulling.body["type"] == "Normal"
     assert pulling.body["involvedObject"] == {
-        "apiVersion": "v1", "kind": "Pod", "name": "web-0", "namespace": "shop",
-        "uid": "11111111-2222-3333-4444-555555555555", "fieldPath": "spec.containers{app}",
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "name": "web-0",
+        "namespace": "shop",
+        "uid": "11111111-2222-3333-4444-555555555555",
+        "fieldPath": "spec.containers{app}",
     }
     assert (backoff.body["type"], backoff.body["count"]) == ("Warning", 3)
-    assert (backoff.body["firstTimestamp"], backoff.body["lastTimestamp"]) == ("2024-05-01T11:59:05Z", "2024-05-01T11:59:40Z")
+    assert (backoff.body["firstTimestamp"], backoff.body["lastTimestamp"]) == (
+        "2024-05-01T11:59:05Z",
+        "2024-05-01T11:59:40Z",
+    )
     assert backoff.body["metadata"]["name"] == f"web-0.{backoff.key[:16]}"
     assert backoff.body["source"] == {"component": "acinode", "host": "virtual-node-aci-linux"}
 
@@ -62,8 +94,20 @@ def test_group_and_init_container_events() -> None:
 
 
 def test_a_group_without_instance_view_has_no_events() -> None:
-    group = aci_group({"name": "g", "properties": {"osType": "Linux", "containers": [
-        {"name": "app", "properties": {"image": "x", "resources": {"requests": {"cpu": 1, "memoryInGB": 1}}}}]}})
+    group = aci_group(
+        {
+            "name": "g",
+            "properties": {
+                "osType": "Linux",
+                "containers": [
+                    {
+                        "name": "app",
+                        "properties": {"image": "x", "resources": {"requests": {"cpu": 1, "memoryInGB": 1}}},
+                    }
+                ],
+            },
+        }
+    )
     assert events.pod_events_from_container_group(group, pod()) == []
 
 

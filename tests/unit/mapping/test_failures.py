@@ -13,7 +13,10 @@ from acinode.mapping import failures
 pytestmark = pytest.mark.timeout(2)
 
 ERROR = errors.UnsupportedPodSpecError(
-    [errors.FieldProblem("spec.hostNetwork", "no host network"), errors.FieldProblem("spec.volumes[0].hostPath", "no host")]
+    [
+        errors.FieldProblem("spec.hostNetwork", "no host network"),
+        errors.FieldProblem("spec.volumes[0].hostPath", "no host"),
+    ]
 )
 
 
@@ -21,9 +24,13 @@ def _conditions(status: dict[str, Any]) -> dict[str, str]:
     return {c["type"]: c["status"] for c in status["conditions"]}
 
 
-@pytest.mark.parametrize(("policy", "phase"), [("Always", "Pending"), ("OnFailure", "Pending"), ("Never", "Failed")])
+@pytest.mark.parametrize(
+    ("policy", "phase"), [("Always", "Pending"), ("OnFailure", "Pending"), ("Never", "Failed")]
+)
 def test_mapping_failure(policy: str, phase: str) -> None:
-    status: dict[str, Any] = failures.pod_status_for_mapping_failure(pod(restartPolicy=policy), ERROR, now=NOW)
+    status: dict[str, Any] = failures.pod_status_for_mapping_failure(
+        pod(restartPolicy=policy), ERROR, now=NOW
+    )
     assert (status["phase"], status["reason"]) == (phase, "ProviderFailed")
     assert "spec.hostNetwork: no host network" in status["message"]
     assert "spec.volumes[0].hostPath: no host" in status["message"]
@@ -36,7 +43,11 @@ def test_mapping_failure(policy: str, phase: str) -> None:
 def test_image_pull_failure(backing_off: bool, reason: str) -> None:
     the_pod = pod(container("app", image="shop.azurecr.io/web:1"), container("log", image="fluent-bit"))
     status: dict[str, Any] = failures.pod_status_for_image_pull_failure(
-        the_pod, message="The image is not accessible", now=NOW, image="shop.azurecr.io/web:1", backing_off=backing_off
+        the_pod,
+        message="The image is not accessible",
+        now=NOW,
+        image="shop.azurecr.io/web:1",
+        backing_off=backing_off,
     )
     assert status["phase"] == "Pending"
     assert "reason" not in status
@@ -49,14 +60,23 @@ def test_quota_failure() -> None:
     status: dict[str, Any] = failures.pod_status_for_quota_failure(
         pod(), code="ContainerGroupQuotaReached", message="quota 'StandardCores' exceeded", now=NOW
     )
-    assert (status["phase"], status["reason"], status["message"]) == ("Pending", "ContainerGroupQuotaReached", "quota 'StandardCores' exceeded")
+    assert (status["phase"], status["reason"], status["message"]) == (
+        "Pending",
+        "ContainerGroupQuotaReached",
+        "quota 'StandardCores' exceeded",
+    )
 
 
 def test_lost_group() -> None:
     previous = {
         "phase": "Running",
         "containerStatuses": [
-            {"name": "app", "state": {"running": {"startedAt": "2024-05-01T11:00:00Z"}}, "ready": True, "containerID": "aci://1"},
+            {
+                "name": "app",
+                "state": {"running": {"startedAt": "2024-05-01T11:00:00Z"}},
+                "ready": True,
+                "containerID": "aci://1",
+            },
             {"name": "job", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}, "ready": False},
         ],
     }
@@ -83,4 +103,6 @@ def test_failures_never_reopen_a_finished_pod(phase: str) -> None:
 
 def test_a_running_pod_hit_by_quota_stays_running() -> None:
     the_pod = pod(status={"phase": "Running"})
-    assert failures.pod_status_for_quota_failure(the_pod, code="q", message="x", now=NOW)["phase"] == "Running"
+    assert (
+        failures.pod_status_for_quota_failure(the_pod, code="q", message="x", now=NOW)["phase"] == "Running"
+    )

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from mapping_builders import IDENTITY, group, pod, problems, public_placement, vnet_placement
 
-from acinode.mapping import options, problems as problem_list
+from acinode.mapping import options
+from acinode.mapping import problems as problem_list
 
 pytestmark = pytest.mark.timeout(2)
 
@@ -23,9 +24,17 @@ GPU_CONTAINER = {"resources": {"limits": {"nvidia.com/gpu": "1"}}}
         ({options.ZONES: "2"}, ("zones",), ["2"]),
         ({options.SKU: "Confidential"}, ("properties", "sku"), "Confidential"),
         ({options.CCE_POLICY: "cG9saWN5"}, ("properties", "sku"), "Confidential"),
-        ({options.CCE_POLICY: "cG9saWN5"}, ("properties", "confidentialComputeProperties"), {"ccePolicy": "cG9saWN5"}),
+        (
+            {options.CCE_POLICY: "cG9saWN5"},
+            ("properties", "confidentialComputeProperties"),
+            {"ccePolicy": "cG9saWN5"},
+        ),
         ({options.VK_CONTAINER_SKU: "Confidential"}, ("properties", "sku"), "Confidential"),
-        ({options.IDENTITIES: IDENTITY}, ("identity",), {"type": "UserAssigned", "userAssignedIdentities": {IDENTITY: {}}}),
+        (
+            {options.IDENTITIES: IDENTITY},
+            ("identity",),
+            {"type": "UserAssigned", "userAssignedIdentities": {IDENTITY: {}}},
+        ),
     ],
 )
 def test_group_options(annotations: dict[str, str], field: tuple[str, ...], expected: Any) -> None:
@@ -69,7 +78,10 @@ def test_annotations_of_other_prefixes_are_ignored() -> None:
 def test_gpu_sku_annotation_and_its_virtual_kubelet_spelling(key: str) -> None:
     where = public_placement(gpu_skus=("K80", "V100"))
     body = group(pod({"name": "app", "image": "cuda", **GPU_CONTAINER}, annotations={key: "V100"}), where)
-    assert body["properties"]["containers"][0]["properties"]["resources"]["requests"]["gpu"] == {"count": 1, "sku": "V100"}
+    assert body["properties"]["containers"][0]["properties"]["resources"]["requests"]["gpu"] == {
+        "count": 1,
+        "sku": "V100",
+    }
 
 
 def test_dns_name_label_and_its_virtual_kubelet_spelling() -> None:

@@ -18,7 +18,7 @@ from mapping_builders import (
 )
 
 from acinode import errors
-from acinode.mapping import pods, placement, references
+from acinode.mapping import placement, pods, references
 
 pytestmark = pytest.mark.timeout(2)
 
@@ -30,7 +30,10 @@ def test_restart_policy(policy: str) -> None:
 
 @pytest.mark.parametrize(
     ("where", "expected"),
-    [(vnet_placement(), ("westeurope", "Linux")), (public_placement(region="eastus", os_type="Windows"), ("eastus", "Windows"))],
+    [
+        (vnet_placement(), ("westeurope", "Linux")),
+        (public_placement(region="eastus", os_type="Windows"), ("eastus", "Windows")),
+    ],
 )
 def test_location_and_os(where: Any, expected: tuple[str, str]) -> None:
     body = group(pod(), where)
@@ -87,7 +90,10 @@ def test_every_problem_is_reported_at_once() -> None:
     the_pod = pod(
         container(livenessProbe={"tcpSocket": {"port": 80}}, workingDir="/app"),
         hostNetwork=True,
-        volumes=[{"name": "logs", "hostPath": {"path": "/var/log"}}, {"name": "data", "persistentVolumeClaim": {"claimName": "d"}}],
+        volumes=[
+            {"name": "logs", "hostPath": {"path": "/var/log"}},
+            {"name": "data", "persistentVolumeClaim": {"claimName": "d"}},
+        ],
     )
     with pytest.raises(errors.UnsupportedPodSpecError) as caught:
         pods.container_group_from_pod(the_pod, vnet_placement())
@@ -106,14 +112,19 @@ def test_containers_and_clashing_names() -> None:
     # a name that looks hashed is hashed too, so a renamed container cannot take another's name
     renamed = group(pod(container("a--b"), container("a-b-90827a2e56")))
     assert len({c["name"] for c in renamed["properties"]["containers"]}) == 2
-    too_many = pod(*[container(f"c{i}", resources={"requests": {"cpu": "10m", "memory": "100Mi"}}) for i in range(61)])
+    too_many = pod(
+        *[container(f"c{i}", resources={"requests": {"cpu": "10m", "memory": "100Mi"}}) for i in range(61)]
+    )
     assert "60 containers" in problems(too_many)["spec.containers"]
 
 
 def test_log_analytics_diagnostics() -> None:
     where = vnet_placement(
         log_analytics=placement.LogAnalyticsSettings(
-            workspace_id="ws", workspace_key="key", log_type="ContainerInsights", cluster_resource_id="/subscriptions/s/aks"
+            workspace_id="ws",
+            workspace_key="key",
+            log_type="ContainerInsights",
+            cluster_resource_id="/subscriptions/s/aks",
         )
     )
     body = group(pod(), where)
@@ -122,7 +133,11 @@ def test_log_analytics_diagnostics() -> None:
             "workspaceId": "ws",
             "workspaceKey": "key",
             "logType": "ContainerInsights",
-            "metadata": {"cluster-resource-id": "/subscriptions/s/aks", "node-name": NODE, "pod-uuid": "11111111-2222-3333-4444-555555555555"},
+            "metadata": {
+                "cluster-resource-id": "/subscriptions/s/aks",
+                "node-name": NODE,
+                "pod-uuid": "11111111-2222-3333-4444-555555555555",
+            },
         }
     }
 
@@ -145,13 +160,18 @@ def test_needed_references() -> None:
             {"name": "b", "configMap": {"name": "c3"}},
             {"name": "c", "azureFile": {"secretName": "s4", "shareName": "x"}},
             {"name": "d", "csi": {"driver": "file.csi.azure.com", "volumeAttributes": {"secretName": "s5"}}},
-            {"name": "e", "projected": {"sources": [
-                {"secret": {"name": "s6"}},
-                {"configMap": {"name": "c4"}},
-                {"serviceAccountToken": {"path": "t", "expirationSeconds": 600}},
-                {"serviceAccountToken": {"path": "u", "expirationSeconds": 7200}},
-                {"serviceAccountToken": {"path": "v", "audience": "vault"}},
-            ]}},
+            {
+                "name": "e",
+                "projected": {
+                    "sources": [
+                        {"secret": {"name": "s6"}},
+                        {"configMap": {"name": "c4"}},
+                        {"serviceAccountToken": {"path": "t", "expirationSeconds": 600}},
+                        {"serviceAccountToken": {"path": "u", "expirationSeconds": 7200}},
+                        {"serviceAccountToken": {"path": "v", "audience": "vault"}},
+                    ]
+                },
+            },
         ],
         imagePullSecrets=[{"name": "s7"}],
         serviceAccountName="shop",

@@ -49,7 +49,10 @@ def _docker_config(auths: dict[str, Any]) -> dict[str, Any]:
 SECRETS = {
     "acr": _docker_config({"shop.azurecr.io": {"username": "shop", "password": "pw1"}}),
     "hub": _docker_config({"https://index.docker.io/v1/": {"auth": b64("me:pw2")}}),
-    "legacy": secret({".dockercfg": json.dumps({"quay.io": {"username": "q", "password": "pw3"}})}, "kubernetes.io/dockercfg"),
+    "legacy": secret(
+        {".dockercfg": json.dumps({"quay.io": {"username": "q", "password": "pw3"}})},
+        "kubernetes.io/dockercfg",
+    ),
     "token": _docker_config({"shop.azurecr.io": {"identitytoken": "refresh-token"}}),
     "opaque": secret({"x": "y"}),
 }
@@ -58,21 +61,35 @@ SECRETS = {
 @pytest.mark.parametrize(
     ("images", "pull_secrets", "expected"),
     [
-        (["shop.azurecr.io/web"], ["acr"], [{"server": "shop.azurecr.io", "username": "shop", "password": "pw1"}]),
+        (
+            ["shop.azurecr.io/web"],
+            ["acr"],
+            [{"server": "shop.azurecr.io", "username": "shop", "password": "pw1"}],
+        ),
         (["nginx"], ["hub"], [{"server": "index.docker.io", "username": "me", "password": "pw2"}]),
         (["quay.io/x/y"], ["legacy"], [{"server": "quay.io", "username": "q", "password": "pw3"}]),
-        (["shop.azurecr.io/web"], ["token"], [{"server": "shop.azurecr.io", "username": registry.ACR_TOKEN_USER, "password": "refresh-token"}]),
+        (
+            ["shop.azurecr.io/web"],
+            ["token"],
+            [{"server": "shop.azurecr.io", "username": registry.ACR_TOKEN_USER, "password": "refresh-token"}],
+        ),
         # only registries the pod pulls from: ACI refuses more credentials than containers
         (["nginx"], ["acr"], None),
         # a missing pull secret is skipped, as a kubelet does (the image may be public)
         (["nginx"], ["absent"], None),
-        (["shop.azurecr.io/web", "nginx"], ["hub", "acr"], [
-            {"server": "index.docker.io", "username": "me", "password": "pw2"},
-            {"server": "shop.azurecr.io", "username": "shop", "password": "pw1"},
-        ]),
+        (
+            ["shop.azurecr.io/web", "nginx"],
+            ["hub", "acr"],
+            [
+                {"server": "index.docker.io", "username": "me", "password": "pw2"},
+                {"server": "shop.azurecr.io", "username": "shop", "password": "pw1"},
+            ],
+        ),
     ],
 )
-def test_pull_secrets(images: list[str], pull_secrets: list[str], expected: list[dict[str, str]] | None) -> None:
+def test_pull_secrets(
+    images: list[str], pull_secrets: list[str], expected: list[dict[str, str]] | None
+) -> None:
     containers = [container(f"c{i}", image=image) for i, image in enumerate(images)]
     the_pod = pod(*containers, imagePullSecrets=[{"name": name} for name in pull_secrets])
     body = group(the_pod, resolved=refs(secrets=SECRETS))
@@ -87,7 +104,9 @@ def test_a_pull_secret_of_another_type_is_refused() -> None:
 def test_acr_pull_with_a_managed_identity() -> None:
     the_pod = pod(container(image="shop.azurecr.io/web:1"), annotations={options.ACR_IDENTITY: IDENTITY})
     body = group(the_pod)
-    assert body["properties"]["imageRegistryCredentials"] == [{"server": "shop.azurecr.io", "identity": IDENTITY}]
+    assert body["properties"]["imageRegistryCredentials"] == [
+        {"server": "shop.azurecr.io", "identity": IDENTITY}
+    ]
     assert body["identity"] == {"type": "UserAssigned", "userAssignedIdentities": {IDENTITY: {}}}
 
 
@@ -95,16 +114,26 @@ def test_acr_identity_for_named_servers_and_other_identities() -> None:
     other = IDENTITY.replace("/app", "/metrics")
     the_pod = pod(
         container(image="registry.corp/web:1"),
-        annotations={options.ACR_IDENTITY: IDENTITY, options.ACR_SERVERS: "registry.corp", options.IDENTITIES: other},
+        annotations={
+            options.ACR_IDENTITY: IDENTITY,
+            options.ACR_SERVERS: "registry.corp",
+            options.IDENTITIES: other,
+        },
     )
     body = group(the_pod)
-    assert body["properties"]["imageRegistryCredentials"] == [{"server": "registry.corp", "identity": IDENTITY}]
+    assert body["properties"]["imageRegistryCredentials"] == [
+        {"server": "registry.corp", "identity": IDENTITY}
+    ]
     assert body["identity"]["userAssignedIdentities"] == {other: {}, IDENTITY: {}}
 
 
 def test_pull_secrets_win_over_the_identity_for_their_registry() -> None:
     the_pod = pod(
-        container(image="shop.azurecr.io/web"), imagePullSecrets=[{"name": "acr"}], annotations={options.ACR_IDENTITY: IDENTITY}
+        container(image="shop.azurecr.io/web"),
+        imagePullSecrets=[{"name": "acr"}],
+        annotations={options.ACR_IDENTITY: IDENTITY},
     )
     body = group(the_pod, resolved=refs(secrets=SECRETS))
-    assert body["properties"]["imageRegistryCredentials"] == [{"server": "shop.azurecr.io", "username": "shop", "password": "pw1"}]
+    assert body["properties"]["imageRegistryCredentials"] == [
+        {"server": "shop.azurecr.io", "username": "shop", "password": "pw1"}
+    ]

@@ -55,12 +55,21 @@ def _resources(*containers: dict[str, Any], where: Any = None, **spec: Any) -> l
         ({"requests": {"cpu": "2", "memory": "2.5Gi"}}, {"requests": {"cpu": 2.0, "memoryInGB": 2.5}}),
         ({"requests": {"cpu": "0", "memory": "0"}}, {"requests": {"cpu": 0.01, "memoryInGB": 0.1}}),
         # a limit alone means request = limit, as the API server defaults it
-        ({"limits": {"cpu": "500m", "memory": "1Gi"}}, {"requests": {"cpu": 0.5, "memoryInGB": 1.0}, "limits": {"cpu": 0.5, "memoryInGB": 1.0}}),
+        (
+            {"limits": {"cpu": "500m", "memory": "1Gi"}},
+            {"requests": {"cpu": 0.5, "memoryInGB": 1.0}, "limits": {"cpu": 0.5, "memoryInGB": 1.0}},
+        ),
         # a memory request only: cpu gets the default
         ({"requests": {"memory": "256Mi"}}, {"requests": {"cpu": 1.0, "memoryInGB": 0.3}}),
         # a default never exceeds a limit the user set
-        ({"requests": {"memory": "256Mi"}, "limits": {"cpu": "200m"}}, {"requests": {"cpu": 0.2, "memoryInGB": 0.3}, "limits": {"cpu": 0.2}}),
-        ({"requests": {"cpu": "100m", "memory": "128Mi", "ephemeral-storage": "1Gi"}}, {"requests": {"cpu": 0.1, "memoryInGB": 0.2}}),
+        (
+            {"requests": {"memory": "256Mi"}, "limits": {"cpu": "200m"}},
+            {"requests": {"cpu": 0.2, "memoryInGB": 0.3}, "limits": {"cpu": 0.2}},
+        ),
+        (
+            {"requests": {"cpu": "100m", "memory": "128Mi", "ephemeral-storage": "1Gi"}},
+            {"requests": {"cpu": 0.1, "memoryInGB": 0.2}},
+        ),
     ],
 )
 def test_one_container(spec: dict[str, Any], expected: dict[str, Any]) -> None:
@@ -69,7 +78,10 @@ def test_one_container(spec: dict[str, Any], expected: dict[str, Any]) -> None:
 
 def test_a_limit_above_the_request_is_covered_by_the_group_total() -> None:
     # virtual-kubelet/azure-aci#17: ACI refuses a limit above the group's total request
-    app = container("app", resources={"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "2Gi"}})
+    app = container(
+        "app",
+        resources={"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
+    )
     sidecar = container("log", resources={"requests": {"cpu": "100m", "memory": "128Mi"}})
     got = _resources(app, sidecar)
     assert got[0] == {"requests": {"cpu": 1.9, "memoryInGB": 1.8}, "limits": {"cpu": 2.0, "memoryInGB": 2.0}}
@@ -94,9 +106,24 @@ def test_pod_level_resources_raise_the_group_total() -> None:
 @pytest.mark.parametrize(
     ("where", "spec", "annotations", "gpu"),
     [
-        (public_placement(gpu_skus=("V100",)), {"limits": {"nvidia.com/gpu": "1"}}, {}, {"count": 1, "sku": "V100"}),
-        (public_placement(gpu_skus=("K80", "V100")), {"limits": {"nvidia.com/gpu": "2"}}, {}, {"count": 2, "sku": "K80"}),
-        (public_placement(gpu_skus=("K80", "V100")), {"limits": {"nvidia.com/gpu": "4"}}, {"aci.acinode.dev/gpu-sku": "V100"}, {"count": 4, "sku": "V100"}),
+        (
+            public_placement(gpu_skus=("V100",)),
+            {"limits": {"nvidia.com/gpu": "1"}},
+            {},
+            {"count": 1, "sku": "V100"},
+        ),
+        (
+            public_placement(gpu_skus=("K80", "V100")),
+            {"limits": {"nvidia.com/gpu": "2"}},
+            {},
+            {"count": 2, "sku": "K80"},
+        ),
+        (
+            public_placement(gpu_skus=("K80", "V100")),
+            {"limits": {"nvidia.com/gpu": "4"}},
+            {"aci.acinode.dev/gpu-sku": "V100"},
+            {"count": 4, "sku": "V100"},
+        ),
     ],
 )
 def test_gpus(where: Any, spec: dict[str, Any], annotations: dict[str, str], gpu: dict[str, Any]) -> None:
@@ -109,23 +136,97 @@ def test_gpus(where: Any, spec: dict[str, Any], annotations: dict[str, str], gpu
 @pytest.mark.parametrize(
     ("where", "spec", "annotations", "path", "reason"),
     [
-        (public_placement(), {"limits": {"nvidia.com/gpu": "1"}}, {}, "spec.containers[*].resources.limits['nvidia.com/gpu']", "not offered"),
-        (public_placement(gpu_skus=("K80",)), {"limits": {"nvidia.com/gpu": "1"}}, {"aci.acinode.dev/gpu-sku": "V100"}, "spec.containers[*].resources.limits['nvidia.com/gpu']", "V100 is not offered"),
-        (public_placement(gpu_skus=("V100",)), {"limits": {"nvidia.com/gpu": "3"}}, {}, "spec.containers[*].resources.limits['nvidia.com/gpu']", "not 3"),
-        (vnet_placement(gpu_skus=("V100",)), {"limits": {"nvidia.com/gpu": "1"}}, {}, "spec.containers[*].resources.limits['nvidia.com/gpu']", "virtual network"),
-        (public_placement(), {"limits": {"nvidia.com/gpu": "500m"}}, {}, "spec.containers[0].resources.limits['nvidia.com/gpu']", "whole devices"),
+        (
+            public_placement(),
+            {"limits": {"nvidia.com/gpu": "1"}},
+            {},
+            "spec.containers[*].resources.limits['nvidia.com/gpu']",
+            "not offered",
+        ),
+        (
+            public_placement(gpu_skus=("K80",)),
+            {"limits": {"nvidia.com/gpu": "1"}},
+            {"aci.acinode.dev/gpu-sku": "V100"},
+            "spec.containers[*].resources.limits['nvidia.com/gpu']",
+            "V100 is not offered",
+        ),
+        (
+            public_placement(gpu_skus=("V100",)),
+            {"limits": {"nvidia.com/gpu": "3"}},
+            {},
+            "spec.containers[*].resources.limits['nvidia.com/gpu']",
+            "not 3",
+        ),
+        (
+            vnet_placement(gpu_skus=("V100",)),
+            {"limits": {"nvidia.com/gpu": "1"}},
+            {},
+            "spec.containers[*].resources.limits['nvidia.com/gpu']",
+            "virtual network",
+        ),
+        (
+            public_placement(),
+            {"limits": {"nvidia.com/gpu": "500m"}},
+            {},
+            "spec.containers[0].resources.limits['nvidia.com/gpu']",
+            "whole devices",
+        ),
         (public_placement(), {"requests": {"cpu": "5"}}, {}, "spec.containers[*].resources", "at most 4"),
-        (public_placement(), {"requests": {"memory": "17Gi"}}, {}, "spec.containers[*].resources", "at most 16"),
-        (public_placement(max_cpu=8.0), {"requests": {"cpu": "9"}}, {}, "spec.containers[*].resources", "at most 8"),
+        (
+            public_placement(),
+            {"requests": {"memory": "17Gi"}},
+            {},
+            "spec.containers[*].resources",
+            "at most 16",
+        ),
+        (
+            public_placement(max_cpu=8.0),
+            {"requests": {"cpu": "9"}},
+            {},
+            "spec.containers[*].resources",
+            "at most 8",
+        ),
         (public_placement(), {"limits": {"cpu": "6"}}, {}, "spec.containers[*].resources", "needs 6 CPU"),
-        (public_placement(), {"limits": {"hugepages-2Mi": "1Gi"}}, {}, "spec.containers[0].resources.limits['hugepages-2Mi']", "ACI offers only"),
-        (public_placement(), {"requests": {"cpu": "lots"}}, {}, "spec.containers[0].resources.requests['cpu']", "not a Kubernetes quantity"),
-        (public_placement(), {"requests": {"cpu": "-1"}}, {}, "spec.containers[0].resources.requests['cpu']", "negative"),
-        (public_placement(), {"requests": {"ephemeral-storage": "60Gi"}}, {}, "spec.containers[*].resources.requests['ephemeral-storage']", "50 GB"),
-        (public_placement(), {"claims": [{"name": "gpu"}]}, {}, "spec.containers[0].resources.claims", "dynamic resource allocation"),
+        (
+            public_placement(),
+            {"limits": {"hugepages-2Mi": "1Gi"}},
+            {},
+            "spec.containers[0].resources.limits['hugepages-2Mi']",
+            "ACI offers only",
+        ),
+        (
+            public_placement(),
+            {"requests": {"cpu": "lots"}},
+            {},
+            "spec.containers[0].resources.requests['cpu']",
+            "not a Kubernetes quantity",
+        ),
+        (
+            public_placement(),
+            {"requests": {"cpu": "-1"}},
+            {},
+            "spec.containers[0].resources.requests['cpu']",
+            "negative",
+        ),
+        (
+            public_placement(),
+            {"requests": {"ephemeral-storage": "60Gi"}},
+            {},
+            "spec.containers[*].resources.requests['ephemeral-storage']",
+            "50 GB",
+        ),
+        (
+            public_placement(),
+            {"claims": [{"name": "gpu"}]},
+            {},
+            "spec.containers[0].resources.claims",
+            "dynamic resource allocation",
+        ),
     ],
 )
-def test_resource_refusals(where: Any, spec: dict[str, Any], annotations: dict[str, str], path: str, reason: str) -> None:
+def test_resource_refusals(
+    where: Any, spec: dict[str, Any], annotations: dict[str, str], path: str, reason: str
+) -> None:
     found = problems(pod(container(resources=spec), annotations=annotations), where)
     assert path in found, found
     assert reason in found[path]
@@ -145,8 +246,14 @@ def test_gpu_groups_have_their_own_maxima() -> None:
         ([{}], "BestEffort"),
         ([{"requests": {"cpu": "1"}}], "Burstable"),
         ([{"limits": {"cpu": "1", "memory": "1Gi"}}], "Guaranteed"),
-        ([{"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}], "Guaranteed"),
-        ([{"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}], "Burstable"),
+        (
+            [{"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}],
+            "Guaranteed",
+        ),
+        (
+            [{"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}],
+            "Burstable",
+        ),
         ([{"limits": {"cpu": "1", "memory": "1Gi"}}, {}], "Burstable"),
     ],
 )

@@ -14,7 +14,13 @@ pytestmark = pytest.mark.timeout(2)
 T0, T1, T2 = "2024-05-01T11:59:10Z", "2024-05-01T11:59:20Z", "2024-05-01T11:59:30Z"
 
 
-def state(kind: str, start: str | None = T1, exit_code: int | None = None, finish: str | None = None, detail: str = "") -> dict[str, Any]:
+def state(
+    kind: str,
+    start: str | None = T1,
+    exit_code: int | None = None,
+    finish: str | None = None,
+    detail: str = "",
+) -> dict[str, Any]:
     result: dict[str, Any] = {"state": kind, "detailStatus": detail}
     if start:
         result["startTime"] = start
@@ -25,7 +31,12 @@ def state(kind: str, start: str | None = T1, exit_code: int | None = None, finis
     return result
 
 
-def view(current: dict[str, Any] | None, previous: dict[str, Any] | None = None, restarts: int = 0, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def view(
+    current: dict[str, Any] | None,
+    previous: dict[str, Any] | None = None,
+    restarts: int = 0,
+    events: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     result: dict[str, Any] = {"restartCount": restarts, "events": events or []}
     if current:
         result["currentState"] = current
@@ -36,6 +47,7 @@ def view(current: dict[str, Any] | None, previous: dict[str, Any] | None = None,
 
 def aci(
     containers: dict[str, dict[str, Any] | None],
+    *,
     provisioning: str = "Succeeded",
     group_state: str | None = "Running",
     ip: str | None = "10.241.0.4",
@@ -43,7 +55,10 @@ def aci(
     events: list[dict[str, Any]] | None = None,
 ) -> Any:
     def entry(name: str, instance: dict[str, Any] | None) -> dict[str, Any]:
-        props: dict[str, Any] = {"image": "nginx:1.27", "resources": {"requests": {"cpu": 1, "memoryInGB": 1.5}}}
+        props: dict[str, Any] = {
+            "image": "nginx:1.27",
+            "resources": {"requests": {"cpu": 1, "memoryInGB": 1.5}},
+        }
         if instance is not None:
             props["instanceView"] = instance
         return {"name": name, "properties": props}
@@ -59,16 +74,26 @@ def aci(
         props["instanceView"] = {"state": group_state, "events": events or []}
     if ip:
         props["ipAddress"] = {"ip": ip, "type": "Private", "ports": []}
-    return aci_group({"id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/shop-web-0", "name": "shop-web-0", "properties": props})
+    return aci_group(
+        {
+            "id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/shop-web-0",
+            "name": "shop-web-0",
+            "properties": props,
+        }
+    )
 
 
-def _pod(*names: str, previous: dict[str, Any] | None = None, init: tuple[str, ...] = (), **spec: Any) -> objects.Pod:
+def _pod(
+    *names: str, previous: dict[str, Any] | None = None, init: tuple[str, ...] = (), **spec: Any
+) -> objects.Pod:
     spec_init = {"initContainers": [container(n) for n in init]} if init else {}
     return pod(*[container(n) for n in names or ("app",)], status=previous, **spec_init, **spec)
 
 
 def _status(group: Any, the_pod: objects.Pod) -> dict[str, Any]:
-    result: dict[str, Any] = status.pod_status_from_container_group(group, the_pod, now=NOW, host_ip="10.240.0.4")
+    result: dict[str, Any] = status.pod_status_from_container_group(
+        group, the_pod, now=NOW, host_ip="10.240.0.4"
+    )
     return result
 
 
@@ -101,14 +126,49 @@ def test_a_running_pod() -> None:
 @pytest.mark.parametrize(
     ("policy", "current", "phase", "terminated"),
     [
-        ("Never", state("Terminated", exit_code=0, finish=T2, detail="Completed"), "Succeeded", {"exitCode": 0, "reason": "Completed"}),
-        ("Never", state("Terminated", exit_code=3, finish=T2, detail="Error"), "Failed", {"exitCode": 3, "reason": "Error"}),
-        ("Never", state("Terminated", exit_code=137, finish=T2, detail="OOMKilled"), "Failed", {"exitCode": 137, "reason": "OOMKilled"}),
-        ("Never", state("Terminated", exit_code=2, finish=T2, detail="Killed by the platform"), "Failed", {"exitCode": 2, "reason": "Error", "message": "Killed by the platform"}),
-        ("OnFailure", state("Terminated", exit_code=0, finish=T2), "Succeeded", {"exitCode": 0, "reason": "Completed"}),
+        (
+            "Never",
+            state("Terminated", exit_code=0, finish=T2, detail="Completed"),
+            "Succeeded",
+            {"exitCode": 0, "reason": "Completed"},
+        ),
+        (
+            "Never",
+            state("Terminated", exit_code=3, finish=T2, detail="Error"),
+            "Failed",
+            {"exitCode": 3, "reason": "Error"},
+        ),
+        (
+            "Never",
+            state("Terminated", exit_code=137, finish=T2, detail="OOMKilled"),
+            "Failed",
+            {"exitCode": 137, "reason": "OOMKilled"},
+        ),
+        (
+            "Never",
+            state("Terminated", exit_code=2, finish=T2, detail="Killed by the platform"),
+            "Failed",
+            {"exitCode": 2, "reason": "Error", "message": "Killed by the platform"},
+        ),
+        (
+            "OnFailure",
+            state("Terminated", exit_code=0, finish=T2),
+            "Succeeded",
+            {"exitCode": 0, "reason": "Completed"},
+        ),
         # OnFailure and Always restart the container: the pod is still Running
-        ("OnFailure", state("Terminated", exit_code=1, finish=T2), "Running", {"exitCode": 1, "reason": "Error"}),
-        ("Always", state("Terminated", exit_code=0, finish=T2), "Running", {"exitCode": 0, "reason": "Completed"}),
+        (
+            "OnFailure",
+            state("Terminated", exit_code=1, finish=T2),
+            "Running",
+            {"exitCode": 1, "reason": "Error"},
+        ),
+        (
+            "Always",
+            state("Terminated", exit_code=0, finish=T2),
+            "Running",
+            {"exitCode": 0, "reason": "Completed"},
+        ),
     ],
 )
 def test_exits(policy: str, current: dict[str, Any], phase: str, terminated: dict[str, Any]) -> None:
@@ -130,8 +190,12 @@ def test_exits(policy: str, current: dict[str, Any], phase: str, terminated: dic
         ("Succeeded", None, None),  # a list entry: no instance view at all
     ],
 )
-def test_a_pod_still_starting(provisioning: str, group_state: str | None, instance: dict[str, Any] | None) -> None:
-    result = _status(aci({"app": instance}, provisioning=provisioning, group_state=group_state, ip=None), _pod())
+def test_a_pod_still_starting(
+    provisioning: str, group_state: str | None, instance: dict[str, Any] | None
+) -> None:
+    result = _status(
+        aci({"app": instance}, provisioning=provisioning, group_state=group_state, ip=None), _pod()
+    )
     assert result["phase"] == "Pending"
     assert result["containerStatuses"][0]["state"] == {"waiting": {"reason": "ContainerCreating"}}
     assert _conditions(result)["Ready"] == "False"
@@ -149,14 +213,56 @@ def test_a_list_entry_keeps_what_was_known() -> None:
 @pytest.mark.parametrize(
     ("events", "reason"),
     [
-        ([{"name": "Pulling", "message": "pulling image \"x\"", "count": 1, "firstTimestamp": T0, "lastTimestamp": T0, "type": "Normal"},
-          {"name": "Failed", "message": "Failed to pull image \"x\": not found", "count": 1, "firstTimestamp": T1, "lastTimestamp": T1, "type": "Warning"}], "ErrImagePull"),
-        ([{"name": "Failed", "message": "Failed to pull image \"x\"", "count": 2, "firstTimestamp": T0, "lastTimestamp": T0, "type": "Warning"},
-          {"name": "BackOff", "message": "Back-off pulling image \"x\"", "count": 3, "firstTimestamp": T1, "lastTimestamp": T2, "type": "Normal"}], "ImagePullBackOff"),
+        (
+            [
+                {
+                    "name": "Pulling",
+                    "message": 'pulling image "x"',
+                    "count": 1,
+                    "firstTimestamp": T0,
+                    "lastTimestamp": T0,
+                    "type": "Normal",
+                },
+                {
+                    "name": "Failed",
+                    "message": 'Failed to pull image "x": not found',
+                    "count": 1,
+                    "firstTimestamp": T1,
+                    "lastTimestamp": T1,
+                    "type": "Warning",
+                },
+            ],
+            "ErrImagePull",
+        ),
+        (
+            [
+                {
+                    "name": "Failed",
+                    "message": 'Failed to pull image "x"',
+                    "count": 2,
+                    "firstTimestamp": T0,
+                    "lastTimestamp": T0,
+                    "type": "Warning",
+                },
+                {
+                    "name": "BackOff",
+                    "message": 'Back-off pulling image "x"',
+                    "count": 3,
+                    "firstTimestamp": T1,
+                    "lastTimestamp": T2,
+                    "type": "Normal",
+                },
+            ],
+            "ImagePullBackOff",
+        ),
     ],
 )
 def test_image_pull_failures(events: list[dict[str, Any]], reason: str) -> None:
-    group = aci({"app": view(state("Waiting", start=None), events=events)}, provisioning="Failed", group_state="Pending")
+    group = aci(
+        {"app": view(state("Waiting", start=None), events=events)},
+        provisioning="Failed",
+        group_state="Pending",
+    )
     result = _status(group, _pod(restartPolicy="Never"))
     assert result["phase"] == "Pending"
     assert "reason" not in result
@@ -167,7 +273,16 @@ def test_image_pull_failures(events: list[dict[str, Any]], reason: str) -> None:
 
 @pytest.mark.parametrize(("policy", "phase"), [("Always", "Pending"), ("Never", "Failed")])
 def test_provisioning_failure(policy: str, phase: str) -> None:
-    events = [{"name": "InsufficientCapacity", "message": "The requested resource is not available", "type": "Warning", "count": 1, "firstTimestamp": T1, "lastTimestamp": T1}]
+    events = [
+        {
+            "name": "InsufficientCapacity",
+            "message": "The requested resource is not available",
+            "type": "Warning",
+            "count": 1,
+            "firstTimestamp": T1,
+            "lastTimestamp": T1,
+        }
+    ]
     group = aci({"app": None}, provisioning="Failed", group_state="Pending", events=events, ip=None)
     result = _status(group, _pod(restartPolicy=policy))
     assert (result["phase"], result["reason"]) == (phase, "ProviderFailed")
@@ -187,7 +302,9 @@ def test_crash_loop() -> None:
 
 
 def test_waiting_reasons_aci_names_are_kept() -> None:
-    group = aci({"app": view(state("Waiting", start=None, detail="CrashLoopBackOff: back-off 10s restarting"))})
+    group = aci(
+        {"app": view(state("Waiting", start=None, detail="CrashLoopBackOff: back-off 10s restarting"))}
+    )
     waiting = _status(group, _pod())["containerStatuses"][0]["state"]["waiting"]
     assert waiting == {"reason": "CrashLoopBackOff", "message": "back-off 10s restarting"}
 
@@ -210,7 +327,10 @@ def test_init_containers() -> None:
     assert result["initContainerStatuses"][0]["state"] == {"running": {"startedAt": T1}}
     assert result["initContainerStatuses"][0]["ready"] is False
 
-    done = aci({"app": view(state("Running", start=T2))}, init={"migrate": view(state("Terminated", start=T0, exit_code=0, finish=T1))})
+    done = aci(
+        {"app": view(state("Running", start=T2))},
+        init={"migrate": view(state("Terminated", start=T0, exit_code=0, finish=T1))},
+    )
     result = _status(done, _pod(init=("migrate",)))
     assert result["phase"] == "Running"
     assert _conditions(result)["Initialized"] == "True"
@@ -257,11 +377,18 @@ def test_transition_times_move_only_on_change() -> None:
 
 @pytest.mark.parametrize(
     ("gate_status", "ready", "reason"),
-    [(None, "False", "ReadinessGatesNotReady"), ("False", "False", "ReadinessGatesNotReady"), ("True", "True", None)],
+    [
+        (None, "False", "ReadinessGatesNotReady"),
+        ("False", "False", "ReadinessGatesNotReady"),
+        ("True", "True", None),
+    ],
 )
 def test_readiness_gates(gate_status: str | None, ready: str, reason: str | None) -> None:
     conditions = [] if gate_status is None else [{"type": "example.com/lb", "status": gate_status}]
-    the_pod = _pod(previous={"phase": "Pending", "conditions": conditions}, readinessGates=[{"conditionType": "example.com/lb"}])
+    the_pod = _pod(
+        previous={"phase": "Pending", "conditions": conditions},
+        readinessGates=[{"conditionType": "example.com/lb"}],
+    )
     result = _status(aci({"app": view(state("Running"))}), the_pod)
     condition = next(c for c in result["conditions"] if c["type"] == "Ready")
     assert (condition["status"], condition.get("reason")) == (ready, reason)

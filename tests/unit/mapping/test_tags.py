@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from mapping_builders import CLUSTER, NODE, group, pod, vnet_placement
+from mapping_builders import CLUSTER, NODE, group, pod, problems, vnet_placement
 
 from acinode import types
 from acinode.mapping import tags
@@ -30,7 +30,11 @@ def test_every_group_carries_the_pod_identity() -> None:
     [
         ((), {"app": "web"}, {}),
         (("app",), {"app": "web", "tier": "front"}, {"acinode.label.app": "web"}),
-        (("app.kubernetes.io/*",), {"app.kubernetes.io/name": "web", "app": "x"}, {"acinode.label.app.kubernetes.io_name": "web"}),
+        (
+            ("app.kubernetes.io/*",),
+            {"app.kubernetes.io/name": "web", "app": "x"},
+            {"acinode.label.app.kubernetes.io_name": "web"},
+        ),
     ],
 )
 def test_labels_are_copied_only_when_allowlisted(
@@ -49,8 +53,6 @@ def test_extra_tags_never_override_ours() -> None:
 
 
 def test_too_many_tags_is_a_problem() -> None:
-    from mapping_builders import problems
-
     where = vnet_placement(copied_labels=("*",))
     labels = {f"l{i}": "v" for i in range(60)}
     assert "metadata.labels" in problems(pod(labels=labels), where)
@@ -91,5 +93,7 @@ OURS: dict[str, Any] = {
         ({}, NODE, False),
     ],
 )
-def test_only_our_groups_are_managed(group_tags: dict[str, str] | None, node: types.NodeName | None, managed: bool) -> None:
+def test_only_our_groups_are_managed(
+    group_tags: dict[str, str] | None, node: types.NodeName | None, managed: bool
+) -> None:
     assert tags.is_managed_group(group_tags, CLUSTER, node) is managed

@@ -1,0 +1,377 @@
+"""The level-based reconciler of one virtual node: bound pods (desired) against tagged container groups (actual).
+
+Each pass, and on every pod event (see docs/architecture.md):
+1. a pod without its group gets one (resolve references, map, PUT — idempotent under a deterministic name);
+2. a pod being deleted loses its group, then leaves the API at once (grace 0, uid precondition);
+3. a group without its pod (or for an older pod of the same name) is deleted — only once the pod view has
+   completed its first list, and only groups carrying this cluster's and this node's tags;
+4. status flows back through ``sync``; a group that vanished under a running pod is recreated or, for
+   restartPolicy Never, fails the pod.
+Nothing is remembered that the API server and ARM do not also hold, except retry backoff: a restarted operator
+resumes from a fresh list of both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import logging
+import time
+from typing import Any, cast
+
+from acinode import errors, settings, types
+from acinode.aci import api
+from acinode.kube import client
+from acinode.kube import pods as kube_pods
+from acinode.mapping import events, failures, objects, placement, tags
+from acinode.mapping import status as status_mapping
+from acinode.mapping import pods as pod_mapping
+from acinode.pods import references, view
+
+logger = logging.getLogger(__name__)
+JsonObject = client.JsonObject
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+@dataclasses.dataclass
+class PodMemory:
+    """What the reconciler keeps about one pod between passes: only backoff and what it already reported."""
+
+    refused_generation: int | None = None
+    """The pod generation the mapping refused: not retried until the pod changes."""
+    retry_at: float = 0.0
+    failures: int = 0
+    created_at: float | None = None
+    """Monotonic time of our last PUT: the group is in transition until its containers are seen running."""
+    posted_events: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Event key → count already posted."""
+
+
+def is_terminal(pod: objects.Pod) -> bool:
+    return pod.get("status", {}).get("phase") in TERMINAL_PHASES
+
+
+def has_run(pod: objects.Pod) -> bool:
+    """Whether the pod's status shows that its group existed (so a missing group was lost, not never made)."""
+    status = pod.get("status", {})
+    return status.get("phase") == "Running" or any(
+        "running" in s.get("state", {}) or "terminated" in s.get("state", {})
+        for s in status.get("containerStatuses", [])
+    )
+
+
+class NodePodReconciler:
+    def __init__(
+        self,
+        kube: client.KubeClient,
+        aci: api.AciApi,
+        where: placement.GroupPlacement,
+        pod_settings: settings.PodSettings,
+        clock: Any = utc_now,
+    ) -> None:
+        self.kube = kube
+        self.aci = aci
+        self.where = where
+        self.settings = pod_settings
+        self.clock = clock
+        self.view = view.PodView(kube, where.node_name, self._on_pod_change)
+        self.groups: dict[types.ContainerGroupName, api.GroupSummary] = {}
+        self.groups_listed = False
+        self.memory: dict[str, PodMemory] = {}
+        self.wake = asyncio.Event()
+        self.sync_soon = asyncio.Event()
+        self._limit = asyncio.Semaphore(pod_settings.concurrent_actions)
+        self._sweep_position = 0
+
+    @property
+    def own_tags(self) -> dict[str, str]:
+        return {tags.TAG_CLUSTER_ID: self.where.cluster_id, tags.TAG_NODE: self.where.node_name}
+
+    def _log(self, pod: objects.Pod) -> dict[str, str]:
+        metadata = pod.get("metadata", {})
+        return {
+            "node": self.where.node_name,
+            "namespace": metadata.get("namespace", ""),
+            "pod": metadata.get("name", ""),
+        }
+
+    def _on_pod_change(self, pod: objects.Pod | None) -> None:
+        self.wake.set()
+
+    # --- ARM view --------------------------------------------------------------------------------------------
+
+    async def refresh_groups(self) -> list[api.GroupSummary]:
+        """One list call: which of our groups exist, and which are still provisioning."""
+        summaries = await self.aci.list_groups(self.own_tags)
+        self.groups = {s.name: s for s in summaries if tags.is_managed_group(s.tags, self.where.cluster_id)}
+        self.groups_listed = True
+        return summaries
+
+    # --- reconcile ---------------------------------------------------------------------------------------------
+
+    async def reconcile_once(self) -> None:
+        if not self.groups_listed:
+            await self.refresh_groups()
+        pods = list(self.view.pods.values())
+        wanted: dict[types.ContainerGroupName, str] = {}
+        actions = []
+        for pod in pods:
+            name = pod_mapping.container_group_name_from_pod(pod)
+            uid = pod["metadata"]["uid"]
+            wanted[name] = uid
+            actions.append(self._reconcile_pod(pod, name))
+        if self.view.synced:
+            for name, summary in list(self.groups.items()):
+                identity = tags.pod_identity_from_tags(summary.tags)
+                if identity is not None and wanted.get(name) != identity.uid:
+                    actions.append(self._delete_orphan(name, identity))
+        await asyncio.gather(*actions)
+        live = {p["metadata"]["uid"] for p in pods}
+        for uid in set(self.memory) - live:
+            del self.memory[uid]
+
+    async def _reconcile_pod(self, pod: objects.Pod, name: types.ContainerGroupName) -> None:
+        async with self._limit:
+            try:
+                if pod["metadata"].get("deletionTimestamp"):
+                    await self._delete_pod(pod, name)
+                elif not is_terminal(pod):
+                    await self._ensure_group(pod, name)
+            except errors.AcinodeError as err:
+                memory = self.memory.setdefault(pod["metadata"]["uid"], PodMemory())
+                delay = err.retry_after_seconds if isinstance(err, errors.ThrottledError) else 2.0
+                memory.retry_at = time.monotonic() + delay
+                logger.warning("pod action failed, will retry: %s", err, extra=self._log(pod))
+
+    async def _ensure_group(self, pod: objects.Pod, name: types.ContainerGroupName) -> None:
+        uid = pod["metadata"]["uid"]
+        summary = self.groups.get(name)
+        identity = tags.pod_identity_from_tags(summary.tags) if summary else None
+        if summary is not None and identity is not None and identity.uid == uid:
+            return
+        if summary is not None:
+            # A group left by an earlier pod of the same name: replace it.
+            logger.info("replacing the group of an earlier pod", extra=self._log(pod))
+            await self.aci.delete(name)
+            self.groups.pop(name, None)
+        memory = self.memory.setdefault(uid, PodMemory())
+        if time.monotonic() < memory.retry_at:
+            return
+        if memory.refused_generation is not None and memory.refused_generation == pod["metadata"].get("generation"):
+            return
+        if has_run(pod) and memory.created_at is None:
+            await self._handle_lost_group(pod, name, memory)
+            return
+        await self._create(pod, name, memory)
+
+    async def _create(self, pod: objects.Pod, name: types.ContainerGroupName, memory: PodMemory) -> None:
+        now = self.clock()
+        try:
+            refs = await references.resolve_references(self.kube, pod)
+            group = pod_mapping.container_group_from_pod(pod, self.where, refs)
+            summary = await self.aci.create_or_update(name, group)
+        except errors.UnsupportedPodSpecError as err:
+            await self._refuse(pod, memory, err, now)
+            return
+        except errors.InvalidRequestError as err:
+            problem = errors.FieldProblem("spec", f"ACI refused the container group ({err.code}): {err}")
+            await self._refuse(pod, memory, errors.UnsupportedPodSpecError([problem]), now)
+            return
+        except errors.ImageInaccessibleError as err:
+            memory.failures += 1
+            memory.retry_at = time.monotonic() + self._backoff(memory.failures)
+            status = failures.pod_status_for_image_pull_failure(
+                pod, message=str(err), now=now, image=err.image, backing_off=memory.failures > 1
+            )
+            await self._patch_status(pod, status)
+            await self._post(pod, events.pod_event(pod, reason="Failed", message=f"Failed to pull image: {err}", now=now), memory)
+            return
+        except errors.QuotaExceededError as err:
+            memory.failures += 1
+            memory.retry_at = time.monotonic() + self._backoff(memory.failures)
+            status = failures.pod_status_for_quota_failure(pod, code=err.code, message=str(err), now=now)
+            await self._patch_status(pod, status)
+            await self._post(pod, events.pod_event(pod, reason=err.code, message=str(err), now=now), memory)
+            return
+        memory.failures = 0
+        memory.created_at = time.monotonic()
+        self.groups[name] = summary
+        self.sync_soon.set()
+        logger.info("container group submitted", extra={**self._log(pod), "container_group": name})
+
+    async def _refuse(
+        self, pod: objects.Pod, memory: PodMemory, err: errors.UnsupportedPodSpecError, now: datetime.datetime
+    ) -> None:
+        memory.refused_generation = pod["metadata"].get("generation")
+        logger.warning("pod refused: %s", err, extra=self._log(pod))
+        await self._patch_status(pod, failures.pod_status_for_mapping_failure(pod, err, now=now))
+        await self._post(pod, events.pod_event_for_mapping_failure(pod, err, now=now), memory)
+
+    async def _handle_lost_group(self, pod: objects.Pod, name: types.ContainerGroupName, memory: PodMemory) -> None:
+        now = self.clock()
+        policy = pod.get("spec", {}).get("restartPolicy", "Always")
+        if policy == "Never":
+            logger.warning("container group lost; pod fails (restartPolicy Never)", extra=self._log(pod))
+            await self._patch_status(pod, failures.pod_status_for_lost_group(pod, now=now))
+            message = "The pod's ACI container group disappeared; restartPolicy Never: the pod has failed"
+        else:
+            logger.warning("container group lost; recreating it", extra=self._log(pod))
+            await self._create(pod, name, memory)
+            message = f"The pod's ACI container group disappeared; recreated it (restartPolicy {policy})"
+        await self._post(pod, events.pod_event(pod, reason="ContainerGroupLost", message=message, now=now), memory)
+
+    async def _delete_pod(self, pod: objects.Pod, name: types.ContainerGroupName) -> None:
+        metadata = pod["metadata"]
+        group_uid = None
+        summary = self.groups.get(name)
+        if summary is not None:
+            identity = tags.pod_identity_from_tags(summary.tags)
+            group_uid = identity.uid if identity else None
+        if summary is None or group_uid == metadata["uid"]:
+            # Delete whenever the group may be this pod's (also when the list has not shown it yet).
+            await self.aci.delete(name)
+            self.groups.pop(name, None)
+        if await kube_pods.force_delete(self.kube, metadata["namespace"], metadata["name"], metadata["uid"]):
+            logger.info("pod and its container group deleted", extra={**self._log(pod), "container_group": name})
+
+    async def _delete_orphan(self, name: types.ContainerGroupName, identity: tags.PodIdentity) -> None:
+        async with self._limit:
+            try:
+                await self.aci.delete(name)
+            except errors.AcinodeError as err:
+                logger.warning("deleting orphan group failed: %s", err, extra={"container_group": name})
+                return
+            self.groups.pop(name, None)
+            logger.info(
+                "deleted a container group whose pod is gone",
+                extra={"container_group": name, "namespace": identity.namespace, "pod": identity.name},
+            )
+
+    def _backoff(self, failures_so_far: int) -> float:
+        return float(min(self.settings.backoff_max_seconds, self.settings.backoff_base_seconds * 2 ** (failures_so_far - 1)))
+
+    # --- status ------------------------------------------------------------------------------------------------
+
+    async def _patch_status(self, pod: objects.Pod, status: objects.PodStatus) -> None:
+        if status == pod.get("status"):
+            return
+        metadata = pod["metadata"]
+        try:
+            updated = await kube_pods.patch_status(self.kube, metadata["namespace"], metadata["name"], metadata["uid"], status)
+        except errors.NotFoundError:
+            return
+        if updated.get("metadata", {}).get("uid") == metadata["uid"]:
+            self.view.pods[metadata["uid"]] = cast(objects.Pod, updated)
+
+    async def _post(self, pod: objects.Pod, event: events.PodEvent, memory: PodMemory) -> None:
+        count = int(event.body.get("count", 1))
+        if memory.posted_events.get(event.key) == count:
+            return  # already reported with this count
+        memory.posted_events[event.key] = count
+        try:
+            await kube_pods.post_event(self.kube, pod["metadata"]["namespace"], dict(event.body))
+        except errors.AcinodeError as err:
+            logger.warning("posting an event failed: %s", err, extra=self._log(pod))
+
+    def _needs_look(self, pod: objects.Pod, summary: api.GroupSummary) -> bool:
+        """In transition: provisioning, just created, or not yet seen running and ready."""
+        memory = self.memory.get(pod["metadata"]["uid"])
+        if summary.is_provisioning() or (memory is not None and memory.created_at is not None and not has_run(pod)):
+            return True
+        status = pod.get("status", {})
+        statuses = status.get("containerStatuses", [])
+        return status.get("phase") != "Running" or not statuses or not all(s.get("ready") for s in statuses)
+
+    async def sync_once(self) -> int:
+        """List our groups, then GET those in transition plus a slice of the steady ones. Returns how many
+        groups are in transition (the caller polls faster while any are)."""
+        await self.refresh_groups()
+        in_transition: list[tuple[objects.Pod, types.ContainerGroupName]] = []
+        steady: list[tuple[objects.Pod, types.ContainerGroupName]] = []
+        for pod in self.view.pods.values():
+            if is_terminal(pod) or pod["metadata"].get("deletionTimestamp"):
+                continue
+            name = pod_mapping.container_group_name_from_pod(pod)
+            summary = self.groups.get(name)
+            if summary is None:
+                if has_run(pod):
+                    self.wake.set()  # the group vanished: the reconciler decides what to do
+                continue
+            identity = tags.pod_identity_from_tags(summary.tags)
+            if identity is None or identity.uid != pod["metadata"]["uid"]:
+                continue
+            (in_transition if self._needs_look(pod, summary) else steady).append((pod, name))
+        chosen = in_transition[: self.settings.max_gets_per_sync]
+        if steady and self.settings.steady_gets_per_sync > 0:
+            start = self._sweep_position % len(steady)
+            rotated = steady[start:] + steady[:start]
+            chosen += rotated[: self.settings.steady_gets_per_sync]
+            self._sweep_position = start + self.settings.steady_gets_per_sync
+        await asyncio.gather(*(self._sync_pod(pod, name) for pod, name in chosen))
+        return len(in_transition)
+
+    async def _sync_pod(self, pod: objects.Pod, name: types.ContainerGroupName) -> None:
+        async with self._limit:
+            try:
+                group = await self.aci.get(name)
+            except errors.NotFoundError:
+                self.groups.pop(name, None)
+                self.wake.set()
+                return
+            except errors.AcinodeError as err:
+                logger.warning("reading the container group failed: %s", err, extra=self._log(pod))
+                return
+            current = self.view.pods.get(pod["metadata"]["uid"], pod)
+            if is_terminal(current) or current["metadata"].get("deletionTimestamp"):
+                return
+            memory = self.memory.setdefault(current["metadata"]["uid"], PodMemory())
+            status = status_mapping.pod_status_from_container_group(
+                group, current, now=self.clock(), host_ip=self.where.host_ip
+            )
+            await self._patch_status(current, status)
+            for event in events.pod_events_from_container_group(group, current):
+                await self._post(current, event, memory)
+
+    # --- loops ---------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.view.run(), name=f"pods:{self.where.node_name}")
+            group.create_task(self._run_reconcile(), name=f"reconcile:{self.where.node_name}")
+            group.create_task(self._run_sync(), name=f"sync:{self.where.node_name}")
+
+    async def _run_reconcile(self) -> None:
+        while True:
+            self.wake.clear()
+            try:
+                await self.reconcile_once()
+            except errors.AcinodeError as err:
+                logger.warning("reconcile pass failed: %s", err, extra={"node": self.where.node_name})
+            try:
+                async with asyncio.timeout(self.settings.resync_seconds):
+                    await self.wake.wait()
+            except TimeoutError:
+                pass
+
+    async def _run_sync(self) -> None:
+        while True:
+            self.sync_soon.clear()
+            transitions = 0
+            try:
+                transitions = await self.sync_once()
+            except errors.ThrottledError as err:
+                await asyncio.sleep(err.retry_after_seconds)
+            except errors.AcinodeError as err:
+                logger.warning("status sync failed: %s", err, extra={"node": self.where.node_name})
+            interval = self.settings.fast_sync_seconds if transitions else self.settings.steady_sync_seconds
+            try:
+                async with asyncio.timeout(interval):
+                    await self.sync_soon.wait()
+            except TimeoutError:
+                pass
+

@@ -1,0 +1,1 @@
+"""In-memory test doubles that honour acinode's contracts and error taxonomy (``Fake<Role>``), preferred to mocks."""
