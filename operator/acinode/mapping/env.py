@@ -103,6 +103,8 @@ def _env_from(
                 text = _text(raw, problems.key_path(f"{source_path}.secretRef", key), found)
                 if text is not None and _is_env_name(prefix + key):
                     env[prefix + key] = EnvValue(text, is_secret=True)
+        else:
+            found.add(source_path, "needs a configMapRef or a secretRef")
     return env
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 from collections.abc import Mapping
+from typing import cast
 
 from azure.mgmt.containerinstance import models
 
@@ -53,6 +54,19 @@ _SUPPORTED_SOURCES = (
     "csi",
     "gitRepo",
 )
+_OWNER = "ACI cannot choose the owner of the files it writes"
+#: Fields of each supported source; anything else non-empty is refused (``fields.check_fields``).
+_SOURCE_FIELDS = {
+    "emptyDir": ("medium", "sizeLimit"),
+    "secret": ("secretName", "items", "defaultMode", "optional"),
+    "configMap": ("name", "items", "defaultMode", "optional"),
+    "downwardAPI": ("items", "defaultMode"),
+    "projected": ("sources", "defaultMode"),
+    "azureFile": ("secretName", "shareName", "readOnly"),
+    "gitRepo": ("repository", "revision", "directory"),
+}
+_SOURCE_REFUSED = {"defaultUser": _OWNER, "mode": "ACI sets the permissions of an emptyDir itself"}
+_ITEM_REFUSED = {"user": _OWNER}
 _LINUX_ONLY = ("secret", "configMap", "projected", "downwardAPI", "azureFile", "csi", "gitRepo")
 
 
@@ -97,6 +111,7 @@ def _key_files(
     files: dict[str, bytes] = {}
     for index, item in enumerate(items):
         item_path = f"{path}.items[{index}]"
+        fields.check_fields(item, item_path, ("key", "path", "mode"), _ITEM_REFUSED, found)
         _mode_ok(item.get("mode"), f"{item_path}.mode", found)
         key = item.get("key", "")
         if key not in data:
@@ -115,6 +130,9 @@ def _downward_files(
     files: dict[str, bytes] = {}
     for index, item in enumerate(source.get("items", [])):
         item_path = f"{path}.items[{index}]"
+        fields.check_fields(
+            item, item_path, ("path", "fieldRef", "resourceFieldRef", "mode"), _ITEM_REFUSED, found
+        )
         _mode_ok(item.get("mode"), f"{item_path}.mode", found)
         file_name = _file_path(item.get("path", ""), f"{item_path}.path", found)
         value: str | None = None
@@ -192,6 +210,7 @@ def _projected_files(
 def _token_file(
     projection: objects.ServiceAccountTokenProjection, path: str, ctx: VolumeContext, found: problems.Problems
 ) -> dict[str, bytes]:
+    fields.check_fields(projection, path, ("audience", "expirationSeconds", "path"), _ITEM_REFUSED, found)
     audience = projection.get("audience", references.DEFAULT_AUDIENCE)
     token = ctx.refs.service_account_tokens.get(audience)
     file_name = _file_path(projection.get("path", ""), f"{path}.path", found)
@@ -220,7 +239,10 @@ def _volume(
             found.add(f"{path}.{kind}", _REFUSED_SOURCES[kind])
         elif kind not in _SUPPORTED_SOURCES:
             found.add(f"{path}.{kind}", _NOT_AZURE_FILES)
-        elif ctx.where.is_windows and kind in _LINUX_ONLY:
+        elif kind in _SOURCE_FIELDS:
+            source = cast(Mapping[str, object], volume)[kind]
+            fields.check_fields(source, f"{path}.{kind}", _SOURCE_FIELDS[kind], _SOURCE_REFUSED, found)
+        if ctx.where.is_windows and kind in _LINUX_ONLY:
             reason = f"ACI offers {kind} volumes to Linux container groups only"
             if kind == "projected":
                 reason += " (set automountServiceAccountToken: false to avoid the token volume)"

@@ -235,6 +235,13 @@ def test_unresolvable_variables(variable: dict[str, Any], path: str, reason: str
     assert reason in found[path]
 
 
+def test_env_from_needs_a_source() -> None:
+    assert (
+        "configMapRef or a secretRef"
+        in problems(pod(container(envFrom=[{"prefix": "X_"}])))["spec.containers[0].envFrom[0]"]
+    )
+
+
 def test_a_secret_in_the_command_line_is_refused() -> None:
     the_pod = pod(
         container(

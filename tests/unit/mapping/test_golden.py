@@ -42,6 +42,13 @@ SEED_REFERENCES = refs(
     tokens={
         references.DEFAULT_AUDIENCE: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2ln"
     },
+    # every pod is told where the API server is (KUBERNETES_SERVICE_HOST…), as a kubelet does
+    services=(
+        {
+            "metadata": {"name": "kubernetes", "namespace": "default"},
+            "spec": {"clusterIP": "10.0.0.1", "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]},
+        },
+    ),
 )
 
 

@@ -395,6 +395,28 @@ def test_mounts(mount: dict[str, Any], expected: dict[str, Any]) -> None:
             "not available",
         ),
         ({"name": "v", "gitRepo": {}}, {}, "spec.volumes[0].gitRepo.repository", "required"),
+        (
+            {"name": "v", "secret": {"secretName": "tls", "defaultUser": 1000}},
+            {},
+            "spec.volumes[0].secret.defaultUser",
+            "owner",
+        ),
+        (
+            {
+                "name": "v",
+                "secret": {"secretName": "tls", "items": [{"key": "tls.key", "path": "k", "user": 1}]},
+            },
+            {},
+            "spec.volumes[0].secret.items[0].user",
+            "owner",
+        ),
+        ({"name": "v", "emptyDir": {"mode": 511}}, {}, "spec.volumes[0].emptyDir.mode", "permissions"),
+        (
+            {"name": "v", "configMap": {"name": "nginx", "futureField": "x"}},
+            {},
+            "spec.volumes[0].configMap.futureField",
+            "not known",
+        ),
     ],
 )
 def test_refusals(volume: dict[str, Any], mount: dict[str, Any], path: str, reason: str) -> None:
