@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPO_ROOT / "tests" / "controlplane"))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 import kubecluster  # noqa: E402
+from support.operator_fixtures import *  # noqa: E402, F403  (fixtures for integration and e2e tests)
 
 CLUSTER_FOLDERS = ("integration", "e2e")
 

@@ -252,7 +252,7 @@ class FakeKube(client.KubeClient):
         obj = self.objects.pop(path)
         self._emit("DELETED", path, obj)
 
-    def object(self, path: str) -> JsonObject | None:
+    def stored(self, path: str) -> JsonObject | None:
         """A copy of the stored object, or None. Not recorded as a call."""
         obj = self.objects.get(path)
         return copy.deepcopy(obj) if obj is not None else None
@@ -429,7 +429,8 @@ class FakeKube(client.KubeClient):
             result: JsonObject = _merge_patch(current, call.body)
             return result
         if kind == "strategic":
-            return _strategic_merge(current, call.body, self._merge_keys)
+            merged: JsonObject = _strategic_merge(current, call.body, self._merge_keys)
+            return merged
         raise errors.InvalidRequestError(
             f"{what}: 415 unsupported patch type {call.content_type}", code="Invalid"
         )
@@ -540,7 +541,7 @@ _LABEL_REQUIREMENT = re.compile(
 
 def _label_matcher(selector: str) -> Callable[[JsonObject], bool]:
     """A label selector (``a=b,c!=d,e,!f,g in (h,i),j notin (k)``) as a predicate on objects."""
-    tests: list[Callable[[Mapping[str, str]], bool]] = []
+    requirements: list[tuple[str, str, frozenset[str]]] = []  # (key, operator, values)
     position = 0
     selector = selector.strip()
     while position < len(selector):
@@ -548,22 +549,31 @@ def _label_matcher(selector: str) -> Callable[[JsonObject], bool]:
         if match is None or match.end() == position:
             raise errors.InvalidRequestError(f"400 unparsable label selector {selector!r}", code="BadRequest")
         position = match.end()
-        key, op, value, setop = match["key"], match["op"], match["value"], match["setop"]
         if match["not"]:
-            tests.append(lambda labels, key=key: key not in labels)
-        elif op in ("=", "=="):
-            tests.append(lambda labels, key=key, value=value: labels.get(key) == value)
-        elif op == "!=":
-            tests.append(lambda labels, key=key, value=value: labels.get(key) != value)
-        elif setop:
-            values = {v.strip() for v in match["values"].split(",") if v.strip()}
-            if setop == "in":
-                tests.append(lambda labels, key=key, values=values: labels.get(key) in values)
-            else:
-                tests.append(lambda labels, key=key, values=values: labels.get(key) not in values)
+            requirements.append((match["key"], "!exists", frozenset()))
+        elif match["op"]:
+            operator = "notin" if match["op"] == "!=" else "in"
+            requirements.append((match["key"], operator, frozenset([match["value"]])))
+        elif match["setop"]:
+            values = frozenset(v.strip() for v in match["values"].split(",") if v.strip())
+            requirements.append((match["key"], match["setop"], values))
         else:
-            tests.append(lambda labels, key=key: key in labels)
-    return lambda obj: all(test((obj.get("metadata") or {}).get("labels") or {}) for test in tests)
+            requirements.append((match["key"], "exists", frozenset()))
+
+    def holds(labels: Mapping[str, str], key: str, operator: str, values: frozenset[str]) -> bool:
+        if operator == "exists":
+            return key in labels
+        if operator == "!exists":
+            return key not in labels
+        if operator == "in":
+            return key in labels and labels[key] in values
+        return labels.get(key) not in values  # notin and != also match objects without the label
+
+    def matches(obj: JsonObject) -> bool:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        return all(holds(labels, *requirement) for requirement in requirements)
+
+    return matches
 
 
 def _field_matcher(selector: str) -> Callable[[JsonObject], bool]:

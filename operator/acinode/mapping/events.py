@@ -38,7 +38,8 @@ def _key(*parts: str) -> str:
 
 def _event_name(pod_name: str, key: str) -> str:
     suffix = "." + key[:16]
-    return pod_name[: MAX_NAME_LENGTH - len(suffix)] + suffix
+    # A cut name must still end a DNS label with a letter or digit.
+    return pod_name[: MAX_NAME_LENGTH - len(suffix)].rstrip(".-") + suffix
 
 
 def _body(

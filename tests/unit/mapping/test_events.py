@@ -121,6 +121,10 @@ def test_mapping_failure_event() -> None:
     assert event.key == events.pod_event_for_mapping_failure(pod(), error, now=NOW).key
 
 
-def test_event_names_fit_the_api() -> None:
-    event = events.pod_event(pod(name="x" * 253), reason="Failed", message="m", now=NOW)
-    assert len(event.body["metadata"]["name"]) <= 253
+@pytest.mark.parametrize("name", ["x" * 253, "a" * 235 + "-" + "b" * 17])
+def test_event_names_fit_the_api(name: str) -> None:
+    event_name = events.pod_event(pod(name=name), reason="Failed", message="m", now=NOW).body["metadata"][
+        "name"
+    ]
+    assert len(event_name) <= 253
+    assert "-." not in event_name

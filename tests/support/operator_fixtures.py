@@ -1,4 +1,4 @@
-"""Fixtures for the operator on the real control plane: the CRD, the ACI emulator, the operator process and
+"""Fixtures (imported by tests/conftest.py) for the operator on the real control plane: the CRD, the ACI emulator, the operator process and
 VirtualNodes wired to the emulator through the same settings a private cloud would use."""
 
 from __future__ import annotations
