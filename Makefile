@@ -27,8 +27,8 @@ install: $(VENV)/.installed ## Create the virtualenv and install acinode with it
 
 .PHONY: lint
 lint: install ## ruff, mypy (strict) and the import-layer contracts.
-	$(VENV)/bin/ruff check operator tests bench
-	$(VENV)/bin/ruff format --check operator tests bench
+	$(VENV)/bin/ruff check operator tests bench examples
+	$(VENV)/bin/ruff format --check operator tests bench examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

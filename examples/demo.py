@@ -76,11 +76,15 @@ class Demo:
         )
 
     def start(self) -> None:
-        say("Building (once) and starting a local Kubernetes control plane: etcd, apiserver, controller-manager, scheduler")
+        say(
+            "Building (once) and starting a local Kubernetes control plane: etcd, apiserver, controller-manager, scheduler"
+        )
         self.cluster.start()
         say("Starting the ACI emulator (ARM-compatible, HTTPS, on loopback) in place of Azure")
         state = self.work / "emulator"
-        self.spawn("emulator", "emulator", "--state-dir", str(state), "--port", "0", "--provisioning-delay", "2")
+        self.spawn(
+            "emulator", "emulator", "--state-dir", str(state), "--port", "0", "--provisioning-delay", "2"
+        )
         self.emulator = wait_for(
             "emulator ready", lambda: json.loads((state / "endpoint.json").read_text()), timeout=30
         )
@@ -101,8 +105,16 @@ class Demo:
         self.kubectl("apply", "-f", "-", input_text=manifest)
         wait_for(
             "node Ready",
-            lambda: "True" in self.kubectl(
-                "get", "node", NODE, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}", show=False
+            lambda: (
+                "True"
+                in self.kubectl(
+                    "get",
+                    "node",
+                    NODE,
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+                    show=False,
+                )
             ),
             timeout=60,
         )
@@ -114,13 +126,24 @@ class Demo:
         self.kubectl("apply", "-f", str(SEED))
         wait_for(
             "pod Running on the virtual node",
-            lambda: "Running" in self.kubectl(
-                "get", "pods", "-l", "app=aci-helloworld", "-o", "jsonpath={.items[*].status.phase}", show=False
+            lambda: (
+                "Running"
+                in self.kubectl(
+                    "get",
+                    "pods",
+                    "-l",
+                    "app=aci-helloworld",
+                    "-o",
+                    "jsonpath={.items[*].status.phase}",
+                    show=False,
+                )
             ),
             timeout=120,
         )
         self.kubectl("get", "pods", "-o", "wide")
-        ip = self.kubectl("get", "pods", "-l", "app=aci-helloworld", "-o", "jsonpath={.items[0].status.podIP}", show=False)
+        ip = self.kubectl(
+            "get", "pods", "-l", "app=aci-helloworld", "-o", "jsonpath={.items[0].status.podIP}", show=False
+        )
         return ip.strip()
 
     def curl(self, ip: str) -> None:
@@ -133,7 +156,9 @@ class Demo:
             f"{self.emulator['url']}/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/acinode-demo"
             "/providers/Microsoft.ContainerInstance/containerGroups?api-version=2023-05-01"
         )
-        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.emulator.get('token') or 'demo-token'}"})
+        request = urllib.request.Request(
+            url, headers={"Authorization": f"Bearer {self.emulator.get('token') or 'demo-token'}"}
+        )
         context = ssl.create_default_context(cafile=self.emulator["ca_file"])
         with urllib.request.urlopen(request, context=context, timeout=10) as response:
             return [g["name"] for g in json.loads(response.read())["value"]]
@@ -150,7 +175,9 @@ class Demo:
         self.kubectl("delete", "-f", str(SEED))
         wait_for(
             "pod gone",
-            lambda: not self.kubectl("get", "pods", "-l", "app=aci-helloworld", "-o", "name", show=False).strip(),
+            lambda: (
+                not self.kubectl("get", "pods", "-l", "app=aci-helloworld", "-o", "name", show=False).strip()
+            ),
             timeout=30,
         )
         wait_for("container group gone", lambda: not self.list_groups(), timeout=30)

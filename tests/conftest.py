@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from kubernetes import client, config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "tests" / "controlplane"))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 import kubecluster  # noqa: E402
+
 from support.operator_fixtures import *  # noqa: E402, F403  (fixtures for integration and e2e tests)
 
 CLUSTER_FOLDERS = ("integration", "e2e")
@@ -49,6 +51,7 @@ class Cluster:
             text=True,
             input=input_text,
             timeout=120,
+            check=False,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
@@ -71,27 +74,20 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="session")
-def api_client(cluster: Cluster) -> Iterator[object]:
-    from kubernetes import client, config
-
+def api_client(cluster: Cluster) -> Iterator[client.ApiClient]:
     api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
     yield api
     api.close()
 
 
 @pytest.fixture
-def core_v1(api_client: object) -> object:
-    from kubernetes import client
-
+def core_v1(api_client: client.ApiClient) -> client.CoreV1Api:
     return client.CoreV1Api(api_client)
 
 
 @pytest.fixture
-def namespace(core_v1: object) -> Iterator[str]:
+def namespace(core_v1: client.CoreV1Api) -> Iterator[str]:
     """A fresh namespace, deleted after the test."""
-    from kubernetes import client
-
-    assert isinstance(core_v1, client.CoreV1Api)
     name = f"t-{uuid.uuid4().hex[:8]}"
     core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name

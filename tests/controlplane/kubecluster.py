@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import pki  # noqa: E402
+import pki
 
 SOURCE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = SOURCE_DIR.parent.parent
@@ -180,6 +180,7 @@ class ControlPlane:
             text=True,
             input=input_text,
             timeout=120,
+            check=False,
         )
         if check and result.returncode != 0:
             raise ControlPlaneError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
@@ -237,7 +238,7 @@ class ControlPlane:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=None if self.detach else _die_with_parent,
+                preexec_fn=None if self.detach else _die_with_parent,  # noqa: PLW1509 (no threads yet)
             )
         finally:
             logfile.close()

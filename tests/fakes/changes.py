@@ -27,4 +27,4 @@ class Changes:
                 while not predicate():
                     await self._event.wait()
         except TimeoutError:
-            raise AssertionError(f"timed out after {within}s waiting for {what or predicate!r}") from None
+            raise AssertionError(f"timed out after {within}s waiting for {what or repr(predicate)}") from None

@@ -220,6 +220,7 @@ class FakeKube(client.KubeClient):
         try:
             while (event := await queue.get()) is not None:
                 yield event
+                self.changes.wake()  # the consumer has handled the event
         finally:
             self._watchers.remove(watcher)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+
 from support.virtualnodes import VIRTUAL_NODES
 
 VALID: dict[str, Any] = {

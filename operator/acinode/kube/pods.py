@@ -71,6 +71,18 @@ async def get_config_map(kube: client.KubeClient, namespace: str, name: str) -> 
         return None
 
 
+async def list_services(kube: client.KubeClient, namespace: str) -> list[JsonObject]:
+    answer = await kube.get(f"/api/v1/namespaces/{namespace}/services")
+    return list(answer.get("items", []))
+
+
+async def get_service(kube: client.KubeClient, namespace: str, name: str) -> JsonObject | None:
+    try:
+        return await kube.get(f"/api/v1/namespaces/{namespace}/services/{name}")
+    except errors.NotFoundError:
+        return None
+
+
 async def request_token(
     kube: client.KubeClient,
     namespace: str,

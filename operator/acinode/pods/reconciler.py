@@ -164,7 +164,8 @@ class NodePodReconciler:
             return
         if memory.refused_generation is not None and memory.refused_generation == pod["metadata"].get("generation"):
             return
-        if has_run(pod) and memory.created_at is None:
+        if has_run(pod):
+            # Its status shows the group existed: it vanished (deleted outside acinode, or lost by ACI).
             await self._handle_lost_group(pod, name, memory)
             return
         await self._create(pod, name, memory)

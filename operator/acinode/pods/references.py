@@ -45,7 +45,15 @@ async def resolve_references(kube: client.KubeClient, pod: objects.Pod) -> refer
             )
         except errors.NotFoundError:
             continue  # no such service account: the mapping names the missing token
+    # Service environment variables, as a kubelet sets them: the `kubernetes` service always, and the
+    # namespace's services with enableServiceLinks.
+    services = await kube_pods.list_services(kube, namespace) if needed.lists_services else []
+    if namespace != "default" or not needed.lists_services:
+        api_service = await kube_pods.get_service(kube, "default", "kubernetes")
+        if api_service is not None:
+            services.append(api_service)
     return references.ResolvedReferences(
+        services=tuple(services),  # type: ignore[arg-type]
         secrets=secrets,  # type: ignore[arg-type]
         config_maps=config_maps,  # type: ignore[arg-type]
         service_account_tokens=tokens,

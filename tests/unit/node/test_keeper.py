@@ -1,0 +1,446 @@
+"""One iteration of each of the keeper's loops, on fakes and a fixed clock: register, status, lease and report."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from node_builders import (
+    IDENTITY,
+    LEASES,
+    NODES,
+    MakeKeeper,
+    fast_settings,
+    lease_path,
+    node_path,
+    virtual_node,
+    vn_status_path,
+)
+
+from acinode import errors
+from acinode.mapping import node as node_mapping
+from acinode.mapping import virtualnode
+from acinode.node import heartbeat
+from fakes.fake_backend import FakeBackendProbe
+from fakes.fake_clock import FakeClock
+from fakes.fake_kube import FakeKube
+
+NODE_STATUS = f"{NODES}/vn-1/status"
+
+
+def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
+    assert obj is not None
+    return next(c for c in obj["status"]["conditions"] if c["type"] == kind)
+
+
+def verbs(kube: FakeKube) -> list[tuple[str, str]]:
+    return [(call.method, call.path) for call in kube.calls]
+
+
+# --- register_once ----------------------------------------------------------------------------------------------
+
+
+async def test_register_once_creates_the_node_and_learns_its_uid(
+    kube: FakeKube, make_keeper: MakeKeeper
+) -> None:
+    keeper = make_keeper()
+    await keeper.register_once()
+    node = kube.stored(node_path())
+    assert node is not None
+    assert keeper.node_uid == node["metadata"]["uid"]
+    assert node["metadata"]["annotations"]["acinode.dev/virtual-node-uid"] == "vn-uid"
+    assert keeper.conditions == []
+
+
+async def test_register_once_adopts_an_existing_node_and_its_conditions(
+    kube: FakeKube, make_keeper: MakeKeeper, config: virtualnode.VirtualNodeConfig
+) -> None:
+    earlier = node_mapping.node_conditions(heartbeat.READY, FakeClock().now())
+    existing = node_mapping.node_from_virtual_node(config, IDENTITY, "vn-uid") | {
+        "status": {"conditions": earlier}
+    }
+    uid = kube.put(NODES, existing)["metadata"]["uid"]
+    keeper = make_keeper()
+    await keeper.register_once()
+    assert verbs(kube) == [("GET", node_path())]
+    assert (keeper.node_uid, keeper.conditions) == (uid, earlier)
+
+
+# --- status_once ------------------------------------------------------------------------------------------------
+
+
+async def test_the_first_status_registers_patches_and_reports(
+    kube: FakeKube, make_keeper: MakeKeeper, clock: FakeClock
+) -> None:
+    keeper = make_keeper()
+    await keeper.status_once()
+    assert verbs(kube) == [
+        ("GET", node_path()),
+        ("POST", NODES),
+        ("PATCH", NODE_STATUS),
+        ("PATCH", vn_status_path()),
+    ]
+    assert kube.calls[2].patch_type == "strategic"
+    assert kube.calls[3].patch_type == "merge"
+    node = kube.stored(node_path())
+    assert node is not None
+    assert node["status"]["capacity"] == {"cpu": "800", "memory": "4Ti", "pods": "1000"}
+    assert condition(node, "Ready") | {"message": ""} == {
+        "type": "Ready",
+        "status": "True",
+        "reason": "KubeletReady",
+        "message": "",
+        "lastHeartbeatTime": clock.stamp(),
+        "lastTransitionTime": clock.stamp(),
+    }
+    assert keeper.readiness == heartbeat.READY
+    assert keeper.conditions == node["status"]["conditions"]
+    status = kube.stored(vn_status_path().removesuffix("/status"))
+    assert status is not None
+    assert status["status"]["observedGeneration"] == 1
+    assert status["status"]["nodeName"] == "vn-1"
+    assert [(c["type"], c["status"]) for c in status["status"]["conditions"]] == [
+        ("Ready", "True"),
+        ("Registered", "True"),
+        ("BackendReachable", "True"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("advance", "force", "probe_error", "node_patches", "reports"),
+    [
+        pytest.param(0.0, False, None, 0, 0, id="nothing-changed"),
+        pytest.param(0.0, True, None, 1, 0, id="forced"),
+        pytest.param(59.9, False, None, 0, 0, id="interval-not-yet-elapsed"),
+        pytest.param(60.0, False, None, 1, 0, id="interval-elapsed"),
+        pytest.param(1.0, False, errors.BackendUnavailableError("dns"), 1, 1, id="readiness-changed"),
+        pytest.param(1.0, False, errors.ThrottledError("429", 5.0), 0, 0, id="throttled-is-no-change"),
+    ],
+)
+async def test_node_status_is_patched_on_change_force_or_interval_only(
+    *,
+    kube: FakeKube,
+    make_keeper: MakeKeeper,
+    probe: FakeBackendProbe,
+    clock: FakeClock,
+    advance: float,
+    force: bool,
+    probe_error: errors.AcinodeError | None,
+    node_patches: int,
+    reports: int,
+) -> None:
+    keeper = make_keeper()
+    await keeper.status_once()
+    kube.reset_calls()
+    clock.advance(advance)
+    if probe_error is not None:
+        probe.fail(probe_error)
+    await keeper.status_once(force=force)
+    assert kube.count("PATCH", NODE_STATUS) == node_patches
+    assert kube.count("PATCH", vn_status_path()) == reports
+    assert kube.count() == node_patches + reports
+    assert probe.checks == 2
+
+
+async def test_a_periodic_patch_moves_the_heartbeat_but_not_the_transition(
+    kube: FakeKube, make_keeper: MakeKeeper, clock: FakeClock
+) -> None:
+    keeper = make_keeper()
+    await keeper.status_once()
+    first = clock.stamp()
+    clock.advance(60)
+    await keeper.status_once()
+    ready = condition(kube.stored(node_path()), "Ready")
+    assert (ready["lastHeartbeatTime"], ready["lastTransitionTime"]) == (clock.stamp(), first)
+
+
+@pytest.mark.parametrize(
+    ("error", "reason", "backend_reachable"),
+    [
+        pytest.param(
+            errors.AuthenticationError("token expired"), "BackendCredentialsRefused", "False", id="auth"
+        ),
+        pytest.param(
+            errors.PermissionDeniedError("no role"), "BackendCredentialsRefused", "False", id="perm"
+        ),
+        pytest.param(
+            errors.BackendUnavailableError("no route"), "BackendUnreachable", "False", id="unreachable"
+        ),
+        pytest.param(errors.TransientError("503"), "BackendUnreachable", "False", id="transient"),
+    ],
+)
+async def test_backend_failures_make_the_node_not_ready_with_the_reason(
+    *,
+    kube: FakeKube,
+    make_keeper: MakeKeeper,
+    probe: FakeBackendProbe,
+    error: errors.AcinodeError,
+    reason: str,
+    backend_reachable: str,
+) -> None:
+    keeper = make_keeper()
+    await keeper.status_once()
+    probe.fail(error)
+    await keeper.status_once()
+    ready = condition(kube.stored(node_path()), "Ready")
+    assert (ready["status"], ready["reason"], ready["message"]) == ("False", reason, str(error))
+    vn = kube.stored(vn_status_path().removesuffix("/status"))
+    assert condition(vn, "Ready")["status"] == "False"
+    assert condition(vn, "Registered")["status"] == "True"
+    assert (condition(vn, "BackendReachable")["status"], condition(vn, "BackendReachable")["reason"]) == (
+        backend_reachable,
+        reason,
+    )
+
+
+async def test_a_throttled_backend_keeps_the_node_ready(
+    kube: FakeKube, make_keeper: MakeKeeper, probe: FakeBackendProbe
+) -> None:
+    probe.fail(errors.ThrottledError("429", retry_after_seconds=5))
+    keeper = make_keeper()
+    await keeper.status_once()
+    assert condition(kube.stored(node_path()), "Ready")["status"] == "True"
+    assert keeper.readiness.ready
+
+
+async def test_a_deleted_node_is_registered_again(
+    kube: FakeKube, make_keeper: MakeKeeper, clock: FakeClock
+) -> None:
+    keeper = make_keeper()
+    await keeper.status_once()
+    old_uid = keeper.node_uid
+    kube.remove(node_path())
+    kube.reset_calls()
+    clock.advance(5)
+    await keeper.status_once(force=True)
+    assert verbs(kube) == [
+        ("PATCH", NODE_STATUS),  # 404
+        ("GET", node_path()),
+        ("POST", NODES),
+        ("PATCH", NODE_STATUS),
+    ]
+    node = kube.stored(node_path())
+    assert node is not None
+    assert keeper.node_uid == node["metadata"]["uid"] != old_uid
+    assert condition(node, "Ready")["lastTransitionTime"] == clock.stamp()  # a new Node starts afresh
+
+
+async def test_a_deleted_node_goes_unnoticed_until_the_status_is_due_or_poked(
+    kube: FakeKube, make_keeper: MakeKeeper, clock: FakeClock
+) -> None:
+    keeper = make_keeper()
+    await keeper.status_once()
+    kube.remove(node_path())
+    await keeper.status_once()
+    assert kube.stored(node_path()) is None  # the Node watch pokes the keeper (handlers/nodes.py)
+    clock.advance(60)
+    await keeper.status_once()
+    assert kube.stored(node_path()) is not None
+
+
+async def test_status_errors_surface_and_the_next_forced_call_retries(
+    kube: FakeKube, make_keeper: MakeKeeper
+) -> None:
+    keeper = make_keeper()
+    kube.fail(NODE_STATUS, errors.TransientError("503"), method="PATCH")
+    with pytest.raises(errors.TransientError):
+        await keeper.status_once()
+    assert keeper.node_uid is not None  # registration stuck
+    await keeper.status_once(force=True)
+    assert condition(kube.stored(node_path()), "Ready")["status"] == "True"
+
+
+# --- lease_once -------------------------------------------------------------------------------------------------
+
+
+async def test_no_lease_before_the_node_is_ready_and_registered(
+    kube: FakeKube, make_keeper: MakeKeeper
+) -> None:
+    keeper = make_keeper()
+    await keeper.lease_once()
+    await keeper.register_once()
+    kube.reset_calls()
+    await keeper.lease_once()  # registered, but readiness is still "starting"
+    assert kube.calls == []
+    assert keeper.last_renewal is None
+
+
+async def test_a_ready_node_renews_its_lease(
+    kube: FakeKube, make_keeper: MakeKeeper, clock: FakeClock
+) -> None:
+    keeper = make_keeper()
+    await keeper.status_once()
+    await keeper.lease_once()
+    lease = kube.stored(lease_path())
+    assert lease is not None
+    assert lease["metadata"]["ownerReferences"][0]["uid"] == keeper.node_uid
+    assert lease["spec"]["leaseDurationSeconds"] == 40
+    assert lease["spec"]["renewTime"] == "2025-01-01T12:00:00.000000Z"
+    assert keeper.last_renewal == clock.monotonic()
+    clock.advance(10)
+    kube.reset_calls()
+    await keeper.lease_once()
+    assert verbs(kube) == [("PATCH", lease_path())]
+    assert keeper.last_renewal == clock.monotonic()
+
+
+async def test_the_lease_is_not_renewed_while_the_backend_is_down(
+    kube: FakeKube, make_keeper: MakeKeeper, probe: FakeBackendProbe, clock: FakeClock
+) -> None:
+    keeper = make_keeper()
+    await keeper.status_once()
+    await keeper.lease_once()
+    renewed = keeper.last_renewal
+    probe.fail(errors.BackendUnavailableError("no route"))
+    await keeper.status_once()
+    kube.reset_calls()
+    clock.advance(10)
+    await keeper.lease_once()
+    assert kube.calls == []
+    assert keeper.last_renewal == renewed
+    probe.healthy()
+    await keeper.status_once()
+    await keeper.lease_once()
+    assert kube.count("PATCH", lease_path()) == 1
+
+
+async def test_lease_errors_surface(kube: FakeKube, make_keeper: MakeKeeper) -> None:
+    keeper = make_keeper()
+    await keeper.status_once()
+    kube.fail(LEASES, errors.NotFoundError("404 namespaces kube-node-lease not found"), method="POST")
+    with pytest.raises(errors.NotFoundError):
+        await keeper.lease_once()
+    assert keeper.last_renewal is None
+
+
+# --- report_once ------------------------------------------------------------------------------------------------
+
+
+async def test_the_virtual_node_status_is_reported_only_when_it_changes(
+    kube: FakeKube, make_keeper: MakeKeeper, clock: FakeClock
+) -> None:
+    keeper = make_keeper()
+    await keeper.report_once()
+    await keeper.report_once()
+    clock.advance(30)
+    await keeper.report_once()
+    assert kube.count("PATCH", vn_status_path()) == 1
+
+
+async def test_before_registration_the_virtual_node_is_reported_not_registered(
+    kube: FakeKube, make_keeper: MakeKeeper, clock: FakeClock
+) -> None:
+    keeper = make_keeper()
+    await keeper.report_once()
+    (call,) = kube.calls
+    assert call.body == {
+        "status": {
+            "observedGeneration": 1,
+            "nodeName": "vn-1",
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "False",
+                    "reason": "KubeletNotReady",
+                    "message": "acinode is starting",
+                    "lastTransitionTime": clock.stamp(),
+                },
+                {
+                    "type": "Registered",
+                    "status": "False",
+                    "reason": "NodeNotRegistered",
+                    "message": "the Node is not registered yet",
+                    "lastTransitionTime": clock.stamp(),
+                },
+                {
+                    "type": "BackendReachable",
+                    "status": "True",
+                    "reason": "BackendReachable",
+                    "message": "Azure Container Instances answered",
+                    "lastTransitionTime": clock.stamp(),
+                },
+            ],
+        }
+    }
+
+
+async def test_reported_conditions_keep_their_transition_time_unless_their_status_changes(
+    kube: FakeKube, make_keeper: MakeKeeper, probe: FakeBackendProbe, clock: FakeClock
+) -> None:
+    keeper = make_keeper()
+    await keeper.status_once()
+    start = clock.stamp()
+    clock.advance(10)
+    probe.fail(errors.BackendUnavailableError("no route"))
+    await keeper.status_once()
+    lost = clock.stamp()
+    clock.advance(10)
+    probe.fail(errors.AuthenticationError("expired"))  # reason changes, statuses do not
+    await keeper.status_once()
+    vn = kube.stored(vn_status_path().removesuffix("/status"))
+    assert kube.count("PATCH", vn_status_path()) == 3
+    assert condition(vn, "Ready")["lastTransitionTime"] == lost
+    assert condition(vn, "Ready")["reason"] == "BackendCredentialsRefused"
+    assert condition(vn, "Registered")["lastTransitionTime"] == start
+    assert condition(vn, "BackendReachable")["lastTransitionTime"] == lost
+
+
+async def test_a_new_generation_is_reported(kube: FakeKube, make_keeper: MakeKeeper) -> None:
+    keeper = make_keeper()
+    await keeper.status_once()
+    keeper.update_config(virtualnode.virtual_node_config_from_resource(virtual_node(generation=2)))
+    await keeper.report_once()
+    vn = kube.stored(vn_status_path().removesuffix("/status"))
+    assert vn is not None
+    assert vn["status"]["observedGeneration"] == 2
+
+
+async def test_a_failed_report_is_sent_again(kube: FakeKube, make_keeper: MakeKeeper) -> None:
+    keeper = make_keeper()
+    kube.fail(vn_status_path(), errors.TransientError("503"))
+    with pytest.raises(errors.TransientError):
+        await keeper.report_once()
+    await keeper.report_once()
+    await keeper.report_once()
+    assert kube.count("PATCH", vn_status_path()) == 2
+
+
+# --- timeouts ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("held", "method"),
+    [
+        pytest.param(node_path(), "GET", id="registration"),
+        pytest.param(NODE_STATUS, "PATCH", id="node-status"),
+        pytest.param(vn_status_path(), "PATCH", id="report"),
+    ],
+)
+async def test_a_hanging_api_call_times_out(
+    kube: FakeKube, make_keeper: MakeKeeper, held: str, method: str
+) -> None:
+    keeper = make_keeper(fast_settings(api_timeout=0.05))
+    kube.hold(held, method=method)
+    with pytest.raises(TimeoutError):
+        await keeper.status_once()
+
+
+async def test_a_hanging_lease_renewal_times_out(kube: FakeKube, make_keeper: MakeKeeper) -> None:
+    keeper = make_keeper(fast_settings(api_timeout=0.05))
+    await keeper.status_once()
+    kube.hold(lease_path())
+    with pytest.raises(TimeoutError):
+        await keeper.lease_once()
+
+
+async def test_a_hanging_backend_probe_makes_the_node_not_ready(
+    kube: FakeKube, make_keeper: MakeKeeper, probe: FakeBackendProbe
+) -> None:
+    keeper = make_keeper(fast_settings(api_timeout=0.05))
+    await keeper.status_once()
+    probe.hold()
+    await asyncio.wait_for(keeper.status_once(), 1)
+    assert not keeper.readiness.ready
+    assert keeper.readiness.reason == "BackendUnreachable"
+    assert condition(kube.stored(node_path()), "Ready")["status"] == "False"

@@ -1,0 +1,65 @@
+"""Ready is the truth about the backend: which probe errors make a node not ready, and with which reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from acinode import errors
+from acinode.node import heartbeat
+from fakes.fake_backend import FakeBackendProbe
+
+
+@pytest.mark.parametrize(
+    ("error", "ready", "reason"),
+    [
+        pytest.param(
+            errors.AuthenticationError("token refused"), False, "BackendCredentialsRefused", id="auth"
+        ),
+        pytest.param(
+            errors.PermissionDeniedError("no role"), False, "BackendCredentialsRefused", id="permission"
+        ),
+        pytest.param(errors.BackendUnavailableError("dns"), False, "BackendUnreachable", id="unavailable"),
+        pytest.param(errors.TransientError("503"), False, "BackendUnreachable", id="transient"),
+        pytest.param(errors.NotFoundError("no such rg"), False, "BackendUnreachable", id="not-found"),
+        pytest.param(errors.QuotaExceededError("cores"), False, "BackendUnreachable", id="quota"),
+        # a misconfigured VirtualNode (the handlers' stand-in probe) reads as unreachable too
+        pytest.param(errors.ConfigurationError("bad cloud"), False, "BackendUnreachable", id="configuration"),
+        # throttled means the backend answered: still ready
+        pytest.param(
+            errors.ThrottledError("429", retry_after_seconds=5), True, "KubeletReady", id="throttled"
+        ),
+    ],
+)
+def test_readiness_from_error(error: errors.AcinodeError, ready: bool, reason: str) -> None:
+    readiness = heartbeat.readiness_from_error(error)
+    assert (readiness.ready, readiness.reason) == (ready, reason)
+    if not ready:
+        assert readiness.message == str(error)
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (errors.TransientError(""), "TransientError"),
+        (errors.TransientError("x" * 600), "x" * 500),
+        (errors.AuthenticationError("y" * 600), "y" * 500),
+    ],
+)
+def test_messages_are_bounded_and_never_empty_for_unreachable(
+    error: errors.AcinodeError, message: str
+) -> None:
+    assert heartbeat.readiness_from_error(error).message == message
+
+
+async def test_a_healthy_probe_is_ready() -> None:
+    assert await heartbeat.probe_readiness(FakeBackendProbe()) == heartbeat.READY
+
+
+async def test_a_failing_probe_is_not_ready() -> None:
+    readiness = await heartbeat.probe_readiness(FakeBackendProbe(errors.AuthenticationError("expired")))
+    assert readiness == heartbeat.node_mapping.Readiness(False, "BackendCredentialsRefused", "expired")
+
+
+async def test_errors_outside_the_taxonomy_are_not_swallowed() -> None:
+    with pytest.raises(RuntimeError):
+        await heartbeat.probe_readiness(FakeBackendProbe(RuntimeError("bug")))
