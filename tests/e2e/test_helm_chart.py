@@ -140,6 +140,8 @@ def test_default_install_renders_the_operator_its_rbac_and_peering_only(
             "ServiceAccount",
             "StatefulSet",
             "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
             "ValidatingAdmissionPolicyBinding",
         ]
     )
@@ -340,17 +342,25 @@ def test_every_rbac_rule_is_justified_by_a_comment(render: Callable[[str], chart
         assert lines[i - 1].strip().startswith("#"), f"rbac.yaml line {i + 1} has no comment above it"
 
 
-def test_node_guard_applies_to_the_operator_only(render: Callable[[str], chart.Rendered]) -> None:
+def test_admission_guards_apply_to_the_operator_only(render: Callable[[str], chart.Rendered]) -> None:
     rendered = render("default")
-    policy = rendered.one("ValidatingAdmissionPolicy")
-    assert policy["spec"]["failurePolicy"] == "Fail"
-    (condition,) = policy["spec"]["matchConditions"]
-    assert condition["expression"] == f'request.userInfo.username == "{SA_USER}"'
-    (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
-    assert set(rule["resources"]) == {"nodes", "nodes/status", "serviceaccounts/token"}
-    binding = rendered.one("ValidatingAdmissionPolicyBinding")
-    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
+    policies = {p["metadata"]["name"]: p for p in rendered.all("ValidatingAdmissionPolicy")}
+    assert set(policies) == {f"{FULLNAME}-node-guard", f"{FULLNAME}-token-guard"}
+    resources = {}
+    for name, policy in policies.items():
+        assert policy["spec"]["failurePolicy"] == "Fail"
+        (condition,) = policy["spec"]["matchConditions"]
+        assert condition["expression"] == f'request.userInfo.username == "{SA_USER}"'
+        (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
+        resources[name] = set(rule["resources"])
+    assert resources == {
+        f"{FULLNAME}-node-guard": {"nodes", "nodes/status"},
+        f"{FULLNAME}-token-guard": {"serviceaccounts/token"},
+    }
+    bindings = {b["spec"]["policyName"]: b["spec"] for b in rendered.all("ValidatingAdmissionPolicyBinding")}
+    assert bindings == {name: {"policyName": name, "validationActions": ["Deny"]} for name in policies}
     assert not render("default").has("Secret")
+    assert not render("default").has("VirtualNode")
 
 
 # --- Azure identities -----------------------------------------------------------------------------------------

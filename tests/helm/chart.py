@@ -80,6 +80,7 @@ class Helm:
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [str(self.binary), *args],
+            check=False,
             capture_output=True,
             text=True,
             env=self.env(),

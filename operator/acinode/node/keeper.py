@@ -31,7 +31,7 @@ def utc_now() -> datetime.datetime:
 
 
 class NodeKeeper:
-    def __init__(  # noqa: PLR0917 (handlers pass the first six positionally)
+    def __init__(
         self,
         kube: client.KubeClient,
         config: virtualnode.VirtualNodeConfig,
@@ -86,11 +86,19 @@ class NodeKeeper:
         )
         self.node_uid = node["metadata"]["uid"]
         self.conditions = list(node.get("status", {}).get("conditions") or [])
+        if self.readiness.ready:
+            self._renew_now.set()  # a (new) Node to own the Lease: renew now, not a whole interval later
 
     async def status_once(self, force: bool = False) -> None:
         """Probe the backend; patch Node status if readiness changed, on ``force``, or when the last is old."""
-        async with asyncio.timeout(self.settings.node.api_timeout_seconds):
-            readiness = await heartbeat.probe_readiness(self.probe)
+        timeout = self.settings.node.api_timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                readiness = await heartbeat.probe_readiness(self.probe)
+        except TimeoutError:
+            # A probe that does not answer in time is a backend that does not answer: not ready, no lease.
+            unavailable = errors.BackendUnavailableError(f"the backend check took longer than {timeout:g}s")
+            readiness = heartbeat.readiness_from_error(unavailable)
         changed = readiness != self.readiness
         if changed:
             log = logger.info if readiness.ready else logger.warning
@@ -169,13 +177,13 @@ class NodeKeeper:
     async def _run_status(self) -> None:
         force = True
         while True:
+            self._poked.clear()  # before the iteration: a poke that arrives during it is not lost
             try:
                 await self.status_once(force=force)
                 force = False
             except (errors.AcinodeError, TimeoutError) as err:
                 logger.warning("node status update failed: %s", err, extra=self.log_fields)
                 force = True
-            self._poked.clear()
             try:
                 async with asyncio.timeout(self.settings.node.probe_interval_seconds):
                     await self._poked.wait()
@@ -186,11 +194,11 @@ class NodeKeeper:
     async def _run_lease(self) -> None:
         interval = self.settings.lease.renew_interval_seconds
         while True:
+            self._renew_now.clear()  # before the iteration: a request that arrives during it is not lost
             try:
                 await self.lease_once()
             except (errors.AcinodeError, TimeoutError) as err:
                 logger.warning("lease renewal failed: %s", err, extra=self.log_fields)
-            self._renew_now.clear()
             # A little jitter keeps many nodes' renewals from hitting the API server in lockstep.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval * random.uniform(0.95, 1.0)):

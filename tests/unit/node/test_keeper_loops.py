@@ -172,7 +172,7 @@ async def test_a_spec_change_is_reported_at_once(kube: FakeKube, make_keeper: Ma
 
         def observed() -> Any:
             vn = kube.stored(vn_status_path().removesuffix("/status"))
-            return vn and vn["status"]["observedGeneration"] == 2
+            return vn and vn.get("status", {}).get("observedGeneration") == 2
 
         await kube.wait_until(observed, what="observedGeneration 2")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from acinode import errors
+from acinode.mapping import node as node_mapping
 from acinode.node import heartbeat
 from fakes.fake_backend import FakeBackendProbe
 
@@ -57,7 +58,7 @@ async def test_a_healthy_probe_is_ready() -> None:
 
 async def test_a_failing_probe_is_not_ready() -> None:
     readiness = await heartbeat.probe_readiness(FakeBackendProbe(errors.AuthenticationError("expired")))
-    assert readiness == heartbeat.node_mapping.Readiness(False, "BackendCredentialsRefused", "expired")
+    assert readiness == node_mapping.Readiness(False, "BackendCredentialsRefused", "expired")
 
 
 async def test_errors_outside_the_taxonomy_are_not_swallowed() -> None:

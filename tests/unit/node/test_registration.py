@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 import pytest
 from node_builders import IDENTITY, NODES, lease_path, node_path, virtual_node
@@ -16,7 +17,7 @@ from fakes.fake_kube import FakeKube
 NOW = datetime.datetime(2025, 1, 1, 12, 0, tzinfo=datetime.UTC)
 
 
-def config(**spec: object) -> virtualnode.VirtualNodeConfig:
+def config(**spec: Any) -> virtualnode.VirtualNodeConfig:
     return virtualnode.virtual_node_config_from_resource(virtual_node(**spec))
 
 
@@ -43,10 +44,10 @@ async def test_a_node_in_line_with_the_spec_costs_one_get() -> None:
 
 async def test_drift_is_patched_keeping_what_others_added() -> None:
     kube = FakeKube()
-    await registration.ensure_node(kube, config(labels={"team": "burst"}), IDENTITY)
+    created = await registration.ensure_node(kube, config(labels={"team": "burst"}), IDENTITY)
     kube.put(
         node_path(),
-        kube.stored(node_path())
+        created
         | {
             "spec": {
                 "taints": [
