@@ -95,6 +95,3 @@ async def open_backend(
     except ValueError as err:
         raise errors.ConfigurationError(str(err)) from err
     return azure.AzureAciApi(aci_target, settings=operator_settings.aci)
-
-
-

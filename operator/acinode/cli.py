@@ -33,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("POD_NAMESPACE", "default"),
         help="the operator's namespace: where credential Secrets are found by default (env POD_NAMESPACE)",
     )
-    run.add_argument("--liveness", metavar="URL", help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument(
+        "--liveness", metavar="URL", help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz"
+    )
     run.add_argument("--log-format", choices=("plain", "json"), default="plain")
     run.add_argument("--verbose", action="store_true")
     peering = run.add_mutually_exclusive_group()

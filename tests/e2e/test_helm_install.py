@@ -5,6 +5,7 @@ CRDs, as Helm does."""
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Iterator
@@ -46,6 +47,14 @@ def exists(cluster: Any, obj: dict[str, Any]) -> bool:
     return bool(out.strip())
 
 
+def gone(cluster: Any, obj: dict[str, Any]) -> bool:
+    return not exists(cluster, obj)
+
+
+def status_of(cluster: Any, obj: dict[str, Any]) -> Any:
+    return json.loads(cluster.kubectl("get", *object_ref(obj), "-o", "json")).get("status")
+
+
 def statefulset_pods(cluster: Any, namespace: str, release: str) -> list[dict[str, Any]]:
     out = cluster.kubectl(
         "get", "pods", "-n", namespace, "-l", f"app.kubernetes.io/instance={release}", "-o", "json"
@@ -70,9 +79,7 @@ def install_and_check(
     # The admission policies' CEL compiled and type-checked against Nodes and TokenRequests without warnings.
     for policy in manifest.all("ValidatingAdmissionPolicy"):
         policy_status = wait_until(
-            lambda p=policy: json.loads(cluster.kubectl("get", *object_ref(p), "-o", "json")).get("status"),
-            30,
-            "the admission policy to be type-checked",
+            functools.partial(status_of, cluster, policy), 30, "the admission policy to be type-checked"
         )
         assert policy_status.get("typeChecking", {}).get("expressionWarnings") in (None, []), policy_status
 
@@ -99,7 +106,9 @@ def uninstall_and_check(
     helm.uninstall(release, namespace)
     for obj in manifest:
         wait_until(
-            lambda o=obj: not exists(cluster, o), 60, f"{obj['kind']} {obj['metadata']['name']} to be deleted"
+            functools.partial(gone, cluster, obj),
+            60,
+            f"{obj['kind']} {obj['metadata']['name']} to be deleted",
         )
     wait_until(
         lambda: not statefulset_pods(cluster, namespace, release), 60, "the operator pods to be deleted"

@@ -7,26 +7,22 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
 import subprocess
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client, config
 
 from acinode.mapping import names
 from contract import emulated
 from helm import chart
+from helm.release import ChartReplica, Installed, installed_release, service_account_kubeconfig
 from support import arm
-from support.operator_process import ACINODE, FAST_SETTINGS
 from support.virtualnodes import TOKEN_SECRET, VIRTUAL_NODES, virtual_node_body
 from support.waiting import wait_until
 
@@ -35,30 +31,14 @@ SEED = REPO_ROOT / "examples" / "seed" / "virtual-node.yaml"
 RELEASE = "acinode"
 
 
-@dataclass(frozen=True)
-class Installed:
-    namespace: str
-    service_account: str
-    peering: str
-
-    @property
-    def user(self) -> str:
-        return f"system:serviceaccount:{self.namespace}:{self.service_account}"
-
-
 @pytest.fixture(scope="module")
 def installed(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
-    """The chart with default values (one replica: nothing runs it here), installed for this module's tests."""
+    """The chart with default values (its own peering name), installed for this module's tests."""
     helm = chart.build(tmp_path_factory.mktemp("helm-home")).with_kubeconfig(cluster.kubeconfig)
     namespace = f"acinode-rbac-{uuid.uuid4().hex[:6]}"
-    peering = f"peering-{namespace}"
-    helm.install(RELEASE, namespace, {"replicas": 1, "peering": {"name": peering}})
-    service_account = helm.manifest(RELEASE, namespace).one("ServiceAccount")["metadata"]["name"]
-    for crd in ("virtualnodes.acinode.dev", "clusterkopfpeerings.kopf.dev"):
-        cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=30s")
-    yield Installed(namespace, service_account, peering)
-    helm.uninstall(RELEASE, namespace)
-    cluster.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false")
+    values = {"peering": {"name": f"peering-{namespace}"}}
+    with installed_release(helm, cluster, RELEASE, namespace, values) as release:
+        yield release
 
 
 def can_i(cluster: Any, installed: Installed, *args: str) -> str:
@@ -328,77 +308,31 @@ def test_operator_may_request_only_pod_bound_tokens(
 # --- the operator under the chart's ServiceAccount token ------------------------------------------------------
 
 
-def service_account_kubeconfig(cluster: Any, installed: Installed, path: Path) -> Path:
-    """A kubeconfig holding only a TokenRequest token of the chart's ServiceAccount (as a pod would mount)."""
-    token = cluster.kubectl(
-        "create", "token", installed.service_account, "-n", installed.namespace, "--duration=1h"
-    ).strip()
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    cluster_entry = admin["clusters"][0]
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [cluster_entry],
-        "users": [{"name": "acinode", "user": {"token": token}}],
-        "contexts": [{"name": "acinode", "context": {"cluster": cluster_entry["name"], "user": "acinode"}}],
-        "current-context": "acinode",
-    }
-    path.write_text(json.dumps(config))
-    path.chmod(0o600)
-    return path
-
-
 @pytest.fixture
-def operator_as_service_account(
+def chart_replica(
     cluster: Any, installed: Installed, tmp_path: Path, core_v1: client.CoreV1Api, emulator: emulated.Emulator
-) -> Iterator[Path]:
-    """`acinode run` with the chart's flags (peering, priority, namespace) under the ServiceAccount's token."""
+) -> Iterator[ChartReplica]:
+    """Pod 0 of the chart's StatefulSet, run locally with the chart's args and env under the ServiceAccount's
+    token; the emulator's token in a Secret of the release namespace (the operator's default for secretRef)."""
     token = base64.b64encode(emulator.token.encode()).decode()
     core_v1.create_namespaced_secret(
         installed.namespace,
         client.V1Secret(metadata=client.V1ObjectMeta(name=TOKEN_SECRET), data={"token": token}),
     )
     kubeconfig = service_account_kubeconfig(cluster, installed, tmp_path / "sa.kubeconfig")
-    log_path = tmp_path / "operator.log"
-    env = {
-        **os.environ,
-        **FAST_SETTINGS,
-        "POD_NAMESPACE": installed.namespace,
-        "POD_ID": f"{RELEASE}-0",
-    }
-    env.pop("KUBECONFIG", None)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                str(ACINODE),
-                "run",
-                "--kubeconfig",
-                str(kubeconfig),
-                f"--peering={installed.peering}",
-                "--priority=-0",
-                "--verbose",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
+    replica = ChartReplica(installed, 0, kubeconfig, tmp_path / "operator.log")
+    replica.start()
     try:
-        yield log_path
+        yield replica
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        print(log_path.read_text(errors="replace")[-5000:])
+        replica.stop()
+        print(replica.log_text()[-5000:])
 
 
 def test_operator_runs_the_seed_story_under_the_chart_service_account(
     cluster: Any,
     installed: Installed,
-    operator_as_service_account: Path,
+    chart_replica: ChartReplica,
     api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
     emulator: emulated.Emulator,
@@ -412,9 +346,13 @@ def test_operator_runs_the_seed_story_under_the_chart_service_account(
     # Peering: the replica's keep-alive lands in the release's ClusterKopfPeering.
     def keepalive() -> Any:
         peering = custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", installed.peering)
-        return (peering.get("status") or {}).get(f"{RELEASE}-0")
+        return (peering.get("status") or {}).get(chart_replica.pod_name)
 
     assert wait_until(keepalive, 60, "the operator's peering keep-alive")["priority"] == 0
+    # The probes' target: Kopf's health endpoint, where the chart's --liveness flag puts it.
+    health = f"http://127.0.0.1:{chart_replica.health_port}/healthz"
+    with urllib.request.urlopen(health, timeout=10) as response:
+        assert response.status == 200
 
     vn_name = f"vn-{uuid.uuid4().hex[:6]}"
     custom.create_cluster_custom_object(*VIRTUAL_NODES, virtual_node_body(vn_name, emulator))
@@ -495,6 +433,6 @@ def test_operator_runs_the_seed_story_under_the_chart_service_account(
     wait_until(vn_gone, 60, "the VirtualNode to be finalized")
     assert not [n for n in core.list_node().items if n.metadata.name == vn_name]
 
-    log = operator_as_service_account.read_text(errors="replace")
+    log = chart_replica.log_text()
     for sign in ("403", "Forbidden", "forbidden"):
         assert sign not in log, f"the operator met a permission error ({sign!r}):\n{log[-3000:]}"

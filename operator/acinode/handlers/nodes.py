@@ -11,9 +11,7 @@ from acinode.mapping import node as node_mapping
 
 
 @kopf.on.event("v1", "nodes", labels={node_mapping.MANAGED_BY_LABEL: kopf.PRESENT})
-async def managed_node_changed(
-    type: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
-) -> None:
+async def managed_node_changed(type: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
     if type != "DELETED":
         return
     svc: services.Services = memo.services

@@ -120,7 +120,8 @@ def error_from_response(status: int, payload: bytes, what: str) -> errors.Acinod
     text = f"{what}: {status} {message}".strip()
     if status == 404:
         return errors.NotFoundError(text)
-    if status == 409:
+    if status in (409, 410):
+        # 410 Gone: a watch's resourceVersion is too old (etcd compacted): like a conflict, start from a fresh list.
         return errors.ConflictError(text)
     if status == 401:
         return errors.AuthenticationError(text)

@@ -21,7 +21,9 @@ def node_selector(node_name: str) -> dict[str, str]:
     return {"fieldSelector": f"spec.nodeName={node_name}"}
 
 
-async def list_pods_on_node(kube: client.KubeClient, node_name: str, limit: int = 500) -> tuple[list[JsonObject], str]:
+async def list_pods_on_node(
+    kube: client.KubeClient, node_name: str, limit: int = 500
+) -> tuple[list[JsonObject], str]:
     """Every pod bound to ``node_name`` (paged), and the list's resourceVersion to watch from."""
     items: list[JsonObject] = []
     params = {**node_selector(node_name), "limit": str(limit)}
@@ -41,7 +43,9 @@ def watch_pods_on_node(
     return kube.watch("/api/v1/pods", params, timeout_seconds=timeout_seconds)
 
 
-async def patch_status(kube: client.KubeClient, namespace: str, name: str, uid: str, status: Any) -> JsonObject:
+async def patch_status(
+    kube: client.KubeClient, namespace: str, name: str, uid: str, status: Any
+) -> JsonObject:
     """Replace the pod's status fields we own (merge patch on pods/status), for this pod uid only."""
     body = {"metadata": {"uid": uid}, "status": status}
     return await kube.patch(f"{pod_path(namespace, name)}/status", body, "merge")
@@ -49,7 +53,12 @@ async def patch_status(kube: client.KubeClient, namespace: str, name: str, uid: 
 
 async def force_delete(kube: client.KubeClient, namespace: str, name: str, uid: str) -> bool:
     """Delete the pod object now (grace 0), only if it is still the pod with ``uid``. True if it was deleted."""
-    body = {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0, "preconditions": {"uid": uid}}
+    body = {
+        "apiVersion": "v1",
+        "kind": "DeleteOptions",
+        "gracePeriodSeconds": 0,
+        "preconditions": {"uid": uid},
+    }
     try:
         await kube.delete(pod_path(namespace, name), body)
     except (errors.NotFoundError, errors.ConflictError):
@@ -104,7 +113,9 @@ async def request_token(
     }
     if audience:
         body["spec"]["audiences"] = [audience]
-    answer = await kube.create(f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token", body)
+    answer = await kube.create(
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token", body
+    )
     return str(answer["status"]["token"])
 
 

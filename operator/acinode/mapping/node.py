@@ -19,6 +19,9 @@ MANAGED_BY_LABEL = "acinode.dev/virtual-node"
 """Label on every Node acinode manages, naming its VirtualNode (lets the operator watch only its own Nodes)."""
 MANAGED_LABELS_ANNOTATION = "acinode.dev/managed-labels"
 """Which label keys acinode set on the Node, so that a label removed from the spec is removed from the Node."""
+MANAGED_TAINTS_ANNOTATION = "acinode.dev/managed-taints"
+"""Which taints (``key:effect``) acinode set, so that taints added by others (an admin, the autoscaler, the node
+lifecycle controller) are kept and only a taint removed from the spec is removed from the Node."""
 LEASE_NAMESPACE = "kube-node-lease"
 PRESSURE_CONDITIONS = ("MemoryPressure", "DiskPressure", "PIDPressure")
 
@@ -57,6 +60,8 @@ def node_taints(config: virtualnode.VirtualNodeConfig) -> list[dict[str, str]]:
         else [{"key": PROVIDER_TAINT_KEY, "value": PROVIDER_TAINT_VALUE, "effect": "NoSchedule"}]
     )
     for taint in config.taints:
+        if any(t["key"] == taint.key and t["effect"] == taint.effect for t in taints):
+            continue  # the API server refuses two taints with one key and effect: the first one wins
         entry = {"key": taint.key, "effect": taint.effect}
         if taint.value is not None:
             entry["value"] = taint.value
@@ -73,7 +78,10 @@ def node_from_virtual_node(
 ) -> dict[str, Any]:
     """The Node object to create for ``config`` (metadata and spec; status is patched separately)."""
     labels = node_labels(config)
-    annotations = {MANAGED_LABELS_ANNOTATION: ",".join(sorted(labels))}
+    annotations = {
+        MANAGED_LABELS_ANNOTATION: ",".join(sorted(labels)),
+        MANAGED_TAINTS_ANNOTATION: ",".join(sorted(_taint_key(t) for t in node_taints(config))),
+    }
     if owner_uid:
         # Not an ownerReference: a cluster-scoped CR could own the Node, but then deleting the VirtualNode would
         # let the garbage collector remove the Node before our finalizer has removed the container groups.
@@ -203,11 +211,21 @@ def node_metadata_drift(desired: Mapping[str, Any], actual: Mapping[str, Any]) -
         patch["metadata"] = {"labels": label_patch, "annotations": {MANAGED_LABELS_ANNOTATION: managed_now}}
     desired_taints = desired["spec"]["taints"]
     actual_taints = actual.get("spec", {}).get("taints") or []
-    # Taints the node lifecycle controller manages (node.kubernetes.io/*) are not ours to remove.
-    foreign = [t for t in actual_taints if str(t.get("key", "")).startswith("node.kubernetes.io/")]
+    annotations = actual_metadata.get("annotations") or {}
+    taints_before = set(filter(None, annotations.get(MANAGED_TAINTS_ANNOTATION, "").split(",")))
+    desired_keys = {_taint_key(t) for t in desired_taints}
+    # Taints others set (an admin, the autoscaler, the node lifecycle controller) are not ours to remove.
+    foreign = [t for t in actual_taints if _taint_key(t) not in taints_before | desired_keys]
     if _taint_set(actual_taints) != _taint_set(foreign + desired_taints):
         patch["spec"] = {"taints": foreign + desired_taints}
+    taints_now = desired["metadata"]["annotations"][MANAGED_TAINTS_ANNOTATION]
+    if annotations.get(MANAGED_TAINTS_ANNOTATION) != taints_now:
+        patch.setdefault("metadata", {}).setdefault("annotations", {})[MANAGED_TAINTS_ANNOTATION] = taints_now
     return patch or None
+
+
+def _taint_key(taint: Mapping[str, Any]) -> str:
+    return f"{taint.get('key')}:{taint.get('effect')}"
 
 
 def _taint_set(taints: Sequence[Mapping[str, Any]]) -> set[tuple[Any, Any, Any]]:

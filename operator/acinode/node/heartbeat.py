@@ -35,6 +35,8 @@ READY = node_mapping.Readiness(True, "KubeletReady", "acinode is ready; Azure Co
 def readiness_from_error(error: Exception) -> node_mapping.Readiness:
     if isinstance(error, errors.AuthenticationError | errors.PermissionDeniedError):
         return node_mapping.Readiness(False, "BackendCredentialsRefused", str(error)[:500])
+    if isinstance(error, errors.ConfigurationError):
+        return node_mapping.Readiness(False, "InvalidConfiguration", str(error)[:500])
     if isinstance(error, errors.ThrottledError):
         # Being throttled is not being down: the backend answered.
         return READY

@@ -184,6 +184,10 @@ class NodeKeeper:
             except (errors.AcinodeError, TimeoutError) as err:
                 logger.warning("node status update failed: %s", err, extra=self.log_fields)
                 force = True
+            except Exception:
+                # A loop that dies would silently stop the heartbeats: log, and go on.
+                logger.exception("unexpected error in the node status loop", extra=self.log_fields)
+                force = True
             try:
                 async with asyncio.timeout(self.settings.node.probe_interval_seconds):
                     await self._poked.wait()
@@ -199,6 +203,8 @@ class NodeKeeper:
                 await self.lease_once()
             except (errors.AcinodeError, TimeoutError) as err:
                 logger.warning("lease renewal failed: %s", err, extra=self.log_fields)
+            except Exception:
+                logger.exception("unexpected error in the lease loop", extra=self.log_fields)
             # A little jitter keeps many nodes' renewals from hitting the API server in lockstep.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval * random.uniform(0.95, 1.0)):

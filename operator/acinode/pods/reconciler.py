@@ -46,6 +46,8 @@ class PodMemory:
     """The pod generation the mapping refused: not retried until the pod changes."""
     retry_at: float = 0.0
     failures: int = 0
+    group_deleted: bool = False
+    """The pod is being deleted and its group is already gone: only the pod object remains to delete."""
     created_at: float | None = None
     """Monotonic time of our last PUT: the group is in transition until its containers are seen running."""
     posted_events: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -162,7 +164,9 @@ class NodePodReconciler:
         memory = self.memory.setdefault(uid, PodMemory())
         if time.monotonic() < memory.retry_at:
             return
-        if memory.refused_generation is not None and memory.refused_generation == pod["metadata"].get("generation"):
+        if memory.refused_generation is not None and memory.refused_generation == pod["metadata"].get(
+            "generation"
+        ):
             return
         if has_run(pod):
             # Its status shows the group existed: it vanished (deleted outside acinode, or lost by ACI).
@@ -190,7 +194,11 @@ class NodePodReconciler:
                 pod, message=str(err), now=now, image=err.image, backing_off=memory.failures > 1
             )
             await self._patch_status(pod, status)
-            await self._post(pod, events.pod_event(pod, reason="Failed", message=f"Failed to pull image: {err}", now=now), memory)
+            await self._post(
+                pod,
+                events.pod_event(pod, reason="Failed", message=f"Failed to pull image: {err}", now=now),
+                memory,
+            )
             return
         except errors.QuotaExceededError as err:
             memory.failures += 1
@@ -213,7 +221,9 @@ class NodePodReconciler:
         await self._patch_status(pod, failures.pod_status_for_mapping_failure(pod, err, now=now))
         await self._post(pod, events.pod_event_for_mapping_failure(pod, err, now=now), memory)
 
-    async def _handle_lost_group(self, pod: objects.Pod, name: types.ContainerGroupName, memory: PodMemory) -> None:
+    async def _handle_lost_group(
+        self, pod: objects.Pod, name: types.ContainerGroupName, memory: PodMemory
+    ) -> None:
         now = self.clock()
         policy = pod.get("spec", {}).get("restartPolicy", "Always")
         if policy == "Never":
@@ -224,7 +234,9 @@ class NodePodReconciler:
             logger.warning("container group lost; recreating it", extra=self._log(pod))
             await self._create(pod, name, memory)
             message = f"The pod's ACI container group disappeared; recreated it (restartPolicy {policy})"
-        await self._post(pod, events.pod_event(pod, reason="ContainerGroupLost", message=message, now=now), memory)
+        await self._post(
+            pod, events.pod_event(pod, reason="ContainerGroupLost", message=message, now=now), memory
+        )
 
     async def _delete_pod(self, pod: objects.Pod, name: types.ContainerGroupName) -> None:
         metadata = pod["metadata"]
@@ -233,12 +245,16 @@ class NodePodReconciler:
         if summary is not None:
             identity = tags.pod_identity_from_tags(summary.tags)
             group_uid = identity.uid if identity else None
-        if summary is None or group_uid == metadata["uid"]:
-            # Delete whenever the group may be this pod's (also when the list has not shown it yet).
+        memory = self.memory.setdefault(metadata["uid"], PodMemory())
+        if not memory.group_deleted and (summary is None or group_uid == metadata["uid"]):
+            # Delete whenever the group may be this pod's (also when the list has not shown it yet), once.
             await self.aci.delete(name)
             self.groups.pop(name, None)
+            memory.group_deleted = True
         if await kube_pods.force_delete(self.kube, metadata["namespace"], metadata["name"], metadata["uid"]):
-            logger.info("pod and its container group deleted", extra={**self._log(pod), "container_group": name})
+            logger.info(
+                "pod and its container group deleted", extra={**self._log(pod), "container_group": name}
+            )
 
     async def _delete_orphan(self, name: types.ContainerGroupName, identity: tags.PodIdentity) -> None:
         async with self._limit:
@@ -254,7 +270,12 @@ class NodePodReconciler:
             )
 
     def _backoff(self, failures_so_far: int) -> float:
-        return float(min(self.settings.backoff_max_seconds, self.settings.backoff_base_seconds * 2 ** (failures_so_far - 1)))
+        return float(
+            min(
+                self.settings.backoff_max_seconds,
+                self.settings.backoff_base_seconds * 2 ** (failures_so_far - 1),
+            )
+        )
 
     # --- status ------------------------------------------------------------------------------------------------
 
@@ -263,7 +284,9 @@ class NodePodReconciler:
             return
         metadata = pod["metadata"]
         try:
-            updated = await kube_pods.patch_status(self.kube, metadata["namespace"], metadata["name"], metadata["uid"], status)
+            updated = await kube_pods.patch_status(
+                self.kube, metadata["namespace"], metadata["name"], metadata["uid"], status
+            )
         except errors.NotFoundError:
             return
         if updated.get("metadata", {}).get("uid") == metadata["uid"]:
@@ -282,7 +305,9 @@ class NodePodReconciler:
     def _needs_look(self, pod: objects.Pod, summary: api.GroupSummary) -> bool:
         """In transition: provisioning, just created, or not yet seen running and ready."""
         memory = self.memory.get(pod["metadata"]["uid"])
-        if summary.is_provisioning() or (memory is not None and memory.created_at is not None and not has_run(pod)):
+        if summary.is_provisioning() or (
+            memory is not None and memory.created_at is not None and not has_run(pod)
+        ):
             return True
         status = pod.get("status", {})
         statuses = status.get("containerStatuses", [])
@@ -353,6 +378,8 @@ class NodePodReconciler:
                 await self.reconcile_once()
             except errors.AcinodeError as err:
                 logger.warning("reconcile pass failed: %s", err, extra={"node": self.where.node_name})
+            except Exception:
+                logger.exception("unexpected error in a reconcile pass", extra={"node": self.where.node_name})
             try:
                 async with asyncio.timeout(self.settings.resync_seconds):
                     await self.wake.wait()
@@ -369,10 +396,11 @@ class NodePodReconciler:
                 await asyncio.sleep(err.retry_after_seconds)
             except errors.AcinodeError as err:
                 logger.warning("status sync failed: %s", err, extra={"node": self.where.node_name})
+            except Exception:
+                logger.exception("unexpected error in the status sync", extra={"node": self.where.node_name})
             interval = self.settings.fast_sync_seconds if transitions else self.settings.steady_sync_seconds
             try:
                 async with asyncio.timeout(interval):
                     await self.sync_soon.wait()
             except TimeoutError:
                 pass
-

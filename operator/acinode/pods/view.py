@@ -86,3 +86,7 @@ class PodView:
                 logger.warning("pod watch failed: %s", err, extra={"node": self.node_name})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
+            except (ValueError, KeyError):
+                logger.exception("malformed watch event; relisting", extra={"node": self.node_name})
+                self._resource_version = ""
+                await asyncio.sleep(backoff)

@@ -31,7 +31,7 @@ def status_body(code: int, message: str, reason: str = "") -> bytes:
         (403, errors.PermissionDeniedError, False),
         (404, errors.NotFoundError, False),
         (409, errors.ConflictError, True),
-        (410, errors.TransientError, True),  # an expired watch resourceVersion: relist
+        (410, errors.ConflictError, True),  # an expired watch resourceVersion: relist
         (422, errors.InvalidRequestError, False),
         (429, errors.ThrottledError, True),
         (500, errors.TransientError, True),

@@ -24,7 +24,9 @@ from fakes.fake_backend import FakeBackendProbe
         pytest.param(errors.NotFoundError("no such rg"), False, "BackendUnreachable", id="not-found"),
         pytest.param(errors.QuotaExceededError("cores"), False, "BackendUnreachable", id="quota"),
         # a misconfigured VirtualNode (the handlers' stand-in probe) reads as unreachable too
-        pytest.param(errors.ConfigurationError("bad cloud"), False, "BackendUnreachable", id="configuration"),
+        pytest.param(
+            errors.ConfigurationError("bad cloud"), False, "InvalidConfiguration", id="configuration"
+        ),
         # throttled means the backend answered: still ready
         pytest.param(
             errors.ThrottledError("429", retry_after_seconds=5), True, "KubeletReady", id="throttled"
