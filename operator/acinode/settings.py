@@ -100,11 +100,64 @@ class PodSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class KubeletSettings:
+    """The kubelet API the operator serves for its virtual nodes (logs, exec, stats): one HTTPS port for all."""
+
+    enabled: bool = True
+    """Serve the kubelet API at all (``kubectl logs``/``exec`` and metrics-server need it)."""
+    port: int = 0
+    """Listening port; 0 means ``NodeSettings.kubelet_port``, the port advertised in the Nodes'
+    ``daemonEndpoints``. Set it only when something between the API server and the operator maps ports."""
+    address: str = "0.0.0.0"
+    """Listening address."""
+    cert_path: str = ""
+    """Serving certificate (PEM, with its chain). Empty: a self-signed certificate is generated at start-up
+    (the API server does not verify kubelet certificates unless given ``--kubelet-certificate-authority``)."""
+    key_path: str = ""
+    """Private key of ``cert_path`` (PEM)."""
+    client_ca_path: str = ""
+    """CA bundle (PEM) that signs trusted client certificates, e.g. the API server's kubelet client
+    certificate. Empty: the ``client-ca-file`` of ConfigMap kube-system/extension-apiserver-authentication,
+    if readable; otherwise client certificates are not accepted (bearer tokens still are)."""
+    client_ca_from_cluster: bool = True
+    """Whether an empty ``client_ca_path`` falls back to the cluster's published client CA."""
+    anonymous: bool = False
+    """Serve requests that carry no credentials, as user ``system:anonymous`` (still authorized through
+    SubjectAccessReviews). Off: they get 401, as a kubelet with ``--anonymous-auth=false``."""
+    auth_cache_ttl_seconds: float = 120.0
+    """How long a TokenReview answer and an allowing SubjectAccessReview answer are reused."""
+    deny_cache_ttl_seconds: float = 15.0
+    """How long a denying SubjectAccessReview answer is reused."""
+    log_follow_interval_seconds: float = 1.0
+    """How often ``logs -f`` polls ACI for new lines; each poll is one ARM read from the node's budget."""
+    log_follow_state_interval_seconds: float = 5.0
+    """How often ``logs -f`` reads the container group to notice that the followed container ended."""
+    exec_timeout_seconds: float = 14400.0
+    """Longest an exec session lasts (ACI's own sessions are limited too)."""
+    report_requests_as_usage: bool = True
+    """ACI's container-group API reports no live CPU or memory usage: report a running container's requests
+    (what ACI bills) as its usage in ``/stats/summary`` and ``/metrics/resource``. Off: those figures are
+    omitted and ``kubectl top`` shows nothing for virtual nodes."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricsSettings:
+    """The operator's own Prometheus metrics (plain HTTP, ``GET /metrics``)."""
+
+    port: int = 9090
+    """Listening port; 0 disables the metrics endpoint."""
+    address: str = "0.0.0.0"
+    """Listening address."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     lease: LeaseSettings = dataclasses.field(default_factory=LeaseSettings)
     node: NodeSettings = dataclasses.field(default_factory=NodeSettings)
     aci: AciSettings = dataclasses.field(default_factory=AciSettings)
     pods: PodSettings = dataclasses.field(default_factory=PodSettings)
+    kubelet: KubeletSettings = dataclasses.field(default_factory=KubeletSettings)
+    metrics: MetricsSettings = dataclasses.field(default_factory=MetricsSettings)
 
 
 def _section_from_environment(section: Any, prefix: str, env: Mapping[str, str]) -> Any:
@@ -143,4 +196,6 @@ def settings_from_environment(environ: Mapping[str, str] | None = None) -> Setti
         node=_section_from_environment(node, "ACINODE_NODE_", env),
         aci=_section_from_environment(defaults.aci, "ACINODE_ACI_", env),
         pods=_section_from_environment(defaults.pods, "ACINODE_PODS_", env),
+        kubelet=_section_from_environment(defaults.kubelet, "ACINODE_KUBELET_", env),
+        metrics=_section_from_environment(defaults.metrics, "ACINODE_METRICS_", env),
     )

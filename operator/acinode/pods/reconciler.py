@@ -25,8 +25,8 @@ from acinode.aci import api
 from acinode.kube import client
 from acinode.kube import pods as kube_pods
 from acinode.mapping import events, failures, objects, placement, tags
-from acinode.mapping import status as status_mapping
 from acinode.mapping import pods as pod_mapping
+from acinode.mapping import status as status_mapping
 from acinode.pods import references, view
 
 logger = logging.getLogger(__name__)
