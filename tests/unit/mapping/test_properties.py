@@ -35,7 +35,13 @@ from acinode.mapping import conditions, names, pods, quantities, resources, stat
 pytestmark = pytest.mark.timeout(5)
 
 EXAMPLES = int(os.environ.get("ACINODE_HYPOTHESIS_EXAMPLES", "25"))
-MODEST = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# CI explores the same examples every run (reproducible); local runs explore new ones.
+MODEST = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=os.environ.get("CI") == "true",
+)
 
 ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
 IMAGES = [
@@ -82,7 +88,7 @@ def world(draw: st.DrawFn) -> tuple[dict[str, Any], Any, Any, list[str]]:
     ports_left = list(ports_pool)
     containers = []
     for name in container_names:
-        cpu = draw(st.integers(1, 1000))
+        cpu = draw(st.integers(1, 600))  # three containers stay within a group's 4 CPU, limits included
         memory = draw(st.integers(64, 2048))
         requests: dict[str, Any] = {}
         limits: dict[str, Any] = {}
