@@ -90,6 +90,8 @@ class PodSettings:
     """Status sync interval while any group is in transition (provisioning, starting)."""
     steady_sync_seconds: float = 15.0
     """Status sync interval when every group is steady (one list call per interval)."""
+    idle_sync_seconds: float = 60.0
+    """Status sync interval of a node with no pods and no groups (a list call that finds orphans)."""
     max_gets_per_sync: int = 50
     """GETs of groups in transition per sync pass."""
     steady_gets_per_sync: int = 2

@@ -199,15 +199,18 @@ class NodeKeeper:
         interval = self.settings.lease.renew_interval_seconds
         while True:
             self._renew_now.clear()  # before the iteration: a request that arrives during it is not lost
+            started = self.monotonic()
             try:
                 await self.lease_once()
             except (errors.AcinodeError, TimeoutError) as err:
                 logger.warning("lease renewal failed: %s", err, extra=self.log_fields)
             except Exception:
                 logger.exception("unexpected error in the lease loop", extra=self.log_fields)
-            # A little jitter keeps many nodes' renewals from hitting the API server in lockstep.
+            # Fixed rate: the time the renewal took counts towards the interval, so a slow API server does not
+            # stretch it. A little jitter keeps many nodes' renewals from hitting the API server in lockstep.
+            pause = interval * random.uniform(0.95, 1.0) - (self.monotonic() - started)  # noqa: S311
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval * random.uniform(0.95, 1.0)):
+                async with asyncio.timeout(max(pause, 0.0)):
                     await self._renew_now.wait()
 
 

@@ -398,7 +398,12 @@ class NodePodReconciler:
                 logger.warning("status sync failed: %s", err, extra={"node": self.where.node_name})
             except Exception:
                 logger.exception("unexpected error in the status sync", extra={"node": self.where.node_name})
-            interval = self.settings.fast_sync_seconds if transitions else self.settings.steady_sync_seconds
+            if transitions:
+                interval = self.settings.fast_sync_seconds
+            elif self.view.pods or self.groups:
+                interval = self.settings.steady_sync_seconds
+            else:
+                interval = self.settings.idle_sync_seconds  # an empty node: just the orphan check
             try:
                 async with asyncio.timeout(interval):
                     await self.sync_soon.wait()
