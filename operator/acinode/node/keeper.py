@@ -208,7 +208,7 @@ class NodeKeeper:
                 logger.exception("unexpected error in the lease loop", extra=self.log_fields)
             # Fixed rate: the time the renewal took counts towards the interval, so a slow API server does not
             # stretch it. A little jitter keeps many nodes' renewals from hitting the API server in lockstep.
-            pause = interval * random.uniform(0.95, 1.0) - (self.monotonic() - started)  # noqa: S311
+            pause = interval * random.uniform(0.95, 1.0) - (self.monotonic() - started)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(pause, 0.0)):
                     await self._renew_now.wait()
