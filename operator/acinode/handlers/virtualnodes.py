@@ -76,12 +76,22 @@ async def _serve_node(svc: services.Services, body: kopf.Body, restart: asyncio.
     except errors.AcinodeError as err:
         logger.warning(f"Azure settings of {config.name} cannot be used: {err}")
         probe = _MisconfiguredBackend(errors.ConfigurationError(f"Azure settings unusable: {err}"))
-    node_keeper = keeper.NodeKeeper(svc.kube, config, svc.identity, probe, svc.settings, body.metadata.uid)
-    svc.keepers[config.name] = node_keeper
-    tasks = [asyncio.create_task(node_keeper.run(), name=f"keeper:{config.name}")]
+    pod_reconciler: reconciler.NodePodReconciler | None = None
     if aci is not None:
         where = virtualnode.group_placement_from_config(config, svc.cluster_id, svc.identity.internal_ip)
         pod_reconciler = reconciler.NodePodReconciler(svc.kube, aci, where, svc.settings.pods)
+    node_keeper = keeper.NodeKeeper(
+        svc.kube,
+        config,
+        svc.identity,
+        probe,
+        svc.settings,
+        body.metadata.uid,
+        pod_count=(lambda: len(pod_reconciler.view.pods)) if pod_reconciler is not None else None,
+    )
+    svc.keepers[config.name] = node_keeper
+    tasks = [asyncio.create_task(node_keeper.run(), name=f"keeper:{config.name}")]
+    if pod_reconciler is not None:
         svc.reconcilers[config.name] = pod_reconciler
         tasks.append(asyncio.create_task(pod_reconciler.run(), name=f"pods:{config.name}"))
     try:

@@ -42,6 +42,7 @@ class NodeKeeper:
         clock: Clock = utc_now,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        pod_count: Callable[[], int] | None = None,
     ) -> None:
         self.kube = kube
         self.config = config
@@ -61,6 +62,8 @@ class NodeKeeper:
         self._reported: dict[str, Any] | None = None
         self._poked = asyncio.Event()
         self._renew_now = asyncio.Event()
+        self.pod_count = pod_count
+        """How many pods are bound to the node (shown as the VirtualNode's ``status.pods``)."""
 
     @property
     def log_fields(self) -> dict[str, str]:
@@ -103,6 +106,7 @@ class NodeKeeper:
         if changed:
             log = logger.info if readiness.ready else logger.warning
             log("node readiness changed: %s (%s)", readiness.reason, readiness.message, extra=self.log_fields)
+            await self._post_readiness_event(readiness)
         self.readiness = readiness
         if changed and readiness.ready:
             self._renew_now.set()  # a node that turns ready must not wait a whole interval for its lease
@@ -152,11 +156,13 @@ class NodeKeeper:
     async def report_once(self) -> None:
         """Mirror registration and readiness on the VirtualNode's status (only when something changed)."""
         registered = self.node_uid is not None
-        status = {
+        status: dict[str, Any] = {
             "observedGeneration": self.config.generation,
             "nodeName": self.config.node_name,
             "conditions": _virtual_node_conditions(self.readiness, registered, self.clock(), self._reported),
         }
+        if self.pod_count is not None:
+            status["pods"] = self.pod_count()
         if self._reported is not None and _same_status(self._reported, status):
             return
         await self._call(
@@ -165,6 +171,27 @@ class NodeKeeper:
             )
         )
         self._reported = status
+
+    async def _post_readiness_event(self, readiness: node_mapping.Readiness) -> None:
+        """An Event on the VirtualNode whenever its readiness changes, so `kubectl describe vn` tells why."""
+        involved = {
+            "apiVersion": "acinode.dev/v1alpha1",
+            "kind": "VirtualNode",
+            "name": self.config.name,
+            **({"uid": self.owner_uid} if self.owner_uid else {}),
+        }
+        try:
+            await self._call(
+                resources.post_event(
+                    self.kube,
+                    involved=involved,
+                    reason="NodeReady" if readiness.ready else readiness.reason,
+                    message=readiness.message,
+                    event_type="Normal" if readiness.ready else "Warning",
+                )
+            )
+        except (errors.AcinodeError, TimeoutError) as err:
+            logger.warning("posting a readiness event failed: %s", err, extra=self.log_fields)
 
     # --- loops --------------------------------------------------------------------------------------------
 
@@ -267,6 +294,7 @@ def _virtual_node_conditions(
 def _same_status(a: dict[str, Any], b: dict[str, Any]) -> bool:
     def essence(s: dict[str, Any]) -> Any:
         return (
+            s.get("pods"),
             s["observedGeneration"],
             s["nodeName"],
             [(c["type"], c["status"], c["reason"], c["message"]) for c in s["conditions"]],

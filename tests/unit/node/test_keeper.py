@@ -70,19 +70,23 @@ async def test_register_once_adopts_an_existing_node_and_its_conditions(
 # --- status_once ------------------------------------------------------------------------------------------------
 
 
+EVENTS = "/api/v1/namespaces/default/events"
+
+
 async def test_the_first_status_registers_patches_and_reports(
     kube: FakeKube, make_keeper: MakeKeeper, clock: FakeClock
 ) -> None:
     keeper = make_keeper()
     await keeper.status_once()
     assert verbs(kube) == [
+        ("POST", EVENTS),  # the readiness change, as an Event on the VirtualNode
         ("GET", node_path()),
         ("POST", NODES),
         ("PATCH", NODE_STATUS),
         ("PATCH", vn_status_path()),
     ]
-    assert kube.calls[2].patch_type == "strategic"
-    assert kube.calls[3].patch_type == "merge"
+    assert kube.calls[3].patch_type == "strategic"
+    assert kube.calls[4].patch_type == "merge"
     node = kube.stored(node_path())
     assert node is not None
     assert node["status"]["capacity"] == {"cpu": "800", "memory": "4Ti", "pods": "1000"}
@@ -139,7 +143,7 @@ async def test_node_status_is_patched_on_change_force_or_interval_only(
     await keeper.status_once(force=force)
     assert kube.count("PATCH", NODE_STATUS) == node_patches
     assert kube.count("PATCH", vn_status_path()) == reports
-    assert kube.count() == node_patches + reports
+    assert kube.count() - kube.count("POST", EVENTS) == node_patches + reports
     assert probe.checks == 2
 
 
