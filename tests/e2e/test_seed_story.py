@@ -18,6 +18,7 @@ from kubernetes import client
 from acinode.mapping import names
 from contract import emulated
 from support import arm
+from support.virtualnodes import VIRTUAL_NODES
 from support.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -73,6 +74,15 @@ def test_seed_story(
     group = arm.get_group(emulator, resource_group, group_name)
     assert running.status.pod_ip == group["properties"]["ipAddress"]["ip"]
     assert running.status.container_statuses[0].ready
+
+    custom = client.CustomObjectsApi(core_v1.api_client)
+    wait_until(
+        lambda: (
+            custom.get_cluster_custom_object(*VIRTUAL_NODES, node_name).get("status", {}).get("pods") == 1
+        ),
+        15,
+        "the VirtualNode to count its pod (kubectl get vn: PODS 1)",
+    )
 
     with urllib.request.urlopen(f"http://{running.status.pod_ip}/", timeout=10) as response:
         page = response.read().decode()
