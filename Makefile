@@ -78,3 +78,10 @@ emulator: install ## Run the ACI emulator on loopback.
 .PHONY: bench
 bench: kube ## Run the benchmarks in bench/ and print their JSON summary.
 	$(PY) bench/run.py
+
+# The Helm chart: helm (built from its Go module), chart CRD sync/verify, lint, template, image.
+include helm/helm.mk
+
+##@ Verification
+.PHONY: verify
+verify: lint verify-chart-crds helm-lint ## Everything CI checks besides tests: lint, types, import layers, chart CRDs, helm lint.

@@ -38,9 +38,8 @@ helm-template: install ## Render the chart with default values (ARGS="--set emul
 	@helm=$$($(HELMBIN)) && $(HELM_ENV) $$helm template acinode $(CHART_DIR) --namespace acinode-system $(ARGS)
 
 .PHONY: test-helm
-test-helm: install kube ## Chart tests: lint and template variants, install/uninstall and RBAC on the control plane.
-	$(PY) -m pytest tests/helm tests/e2e/test_helm_chart.py tests/e2e/test_helm_install.py \
-		tests/e2e/test_helm_rbac.py $(PYTEST_ARGS)
+test-helm: install kube ## Chart tests: lint/template variants; install, RBAC, seed story and fail-over on the control plane.
+	$(PY) -m pytest tests/helm $(wildcard tests/e2e/test_helm*.py) $(PYTEST_ARGS)
 
 .PHONY: image
 image: ## Build the operator image $(IMAGE) with docker or podman (CONTAINER_ENGINE=… to choose).

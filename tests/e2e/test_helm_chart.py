@@ -534,6 +534,27 @@ def test_emulator_serves_tls_the_virtual_nodes_ca_bundle_verifies(
     assert Path(endpoint["ca_file"]).read_text().strip() == ca_bundle.strip()
 
 
+# --- NOTES.txt ------------------------------------------------------------------------------------------------
+
+
+def test_notes_give_the_next_steps(helm: chart.Helm) -> None:
+    notes = helm.notes(release=RELEASE, namespace=NAMESPACE)
+    assert "2 operator replicas: pod acinode-0 acts" in notes
+    assert "kind: VirtualNode" in notes and "kubectl get vn,nodes" in notes
+    assert "azure.identity: none" in notes
+    assert "kubectl delete vn --all" in notes
+    identity = helm.notes(VARIANTS["workload-identity"], release=RELEASE, namespace=NAMESPACE)
+    assert "azure.identity: none" not in identity
+    assert "One operator replica" in helm.notes(VARIANTS["single-replica"])
+
+
+def test_notes_show_how_to_try_the_emulator(helm: chart.Helm) -> None:
+    notes = helm.notes(VARIANTS["emulator"], release=RELEASE, namespace=NAMESPACE)
+    assert 'VirtualNode "acinode-emulator" sends its pods' in notes
+    assert "kubectl run hello" in notes and "virtual-kubelet.io/provider" in notes
+    assert "kind: VirtualNode" not in notes
+
+
 # --- the values schema ----------------------------------------------------------------------------------------
 
 BAD_VALUES = [

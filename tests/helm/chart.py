@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,14 @@ CHART_DIR = helmbin.REPO_ROOT / "helm" / "acinode"
 HELM_TIMEOUT_SECONDS = 180
 
 Manifest = dict[str, Any]
+NOTES_PREVIEW = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: notes
+data:
+  notes: |
+    {{- tpl (.Files.Get "notes-source.txt") . | nindent 4 }}
+"""
 
 
 class HelmError(AssertionError):
@@ -105,6 +115,33 @@ class Helm:
             "template", release, str(CHART_DIR), "--namespace", namespace, *values_args(values), *extra
         ).stdout
         return Rendered([doc for doc in yaml.safe_load_all(out) if doc])
+
+    def notes(
+        self,
+        values: Mapping[str, Any] | None = None,
+        *,
+        release: str = "acinode",
+        namespace: str = "acinode-system",
+    ) -> str:
+        """NOTES.txt as `helm install` would print it (helm template never renders it: render a copy of the
+        chart where a ConfigMap carries the notes through `tpl`)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(tmp) / "acinode"
+            shutil.copytree(CHART_DIR, copy)
+            shutil.copy(copy / "templates" / "NOTES.txt", copy / "notes-source.txt")
+            (copy / "templates" / "notes-preview.yaml").write_text(NOTES_PREVIEW)
+            out = self.run(
+                "template",
+                release,
+                str(copy),
+                "--namespace",
+                namespace,
+                "--show-only",
+                "templates/notes-preview.yaml",
+                *values_args(values),
+            ).stdout
+        notes: str = yaml.safe_load(out)["data"]["notes"]
+        return notes
 
     def install(
         self, release: str, namespace: str, values: Mapping[str, Any] | None = None, *extra: str

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -42,3 +44,31 @@ def test_kopf_peering_crd_is_the_cluster_scoped_kopf_dev_v1_resource() -> None:
     assert version["schema"]["openAPIV3Schema"]["properties"]["status"][
         "x-kubernetes-preserve-unknown-fields"
     ]
+
+
+def run_make(tree: Path, target: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "--no-print-directory", "-f", "helm/helm.mk", target],
+        cwd=tree,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_verify_chart_crds_fails_on_drift_and_update_fixes_it(tmp_path: Path) -> None:
+    shutil.copytree(SOURCE, tmp_path / "crds")
+    shutil.copytree(REPO_ROOT / "helm", tmp_path / "helm")
+    assert run_make(tmp_path, "verify-chart-crds").returncode == 0
+
+    drifted = tmp_path / "helm" / "acinode" / "crds" / SOURCE_CRDS[0]
+    drifted.write_text(drifted.read_text().replace("served: true", "served: false"))
+    failed = run_make(tmp_path, "verify-chart-crds")
+    assert failed.returncode != 0
+    assert f"differs from crds/{SOURCE_CRDS[0]}: run make update-chart-crds" in failed.stderr
+
+    assert run_make(tmp_path, "update-chart-crds").returncode == 0
+    assert run_make(tmp_path, "verify-chart-crds").returncode == 0
+    assert drifted.read_bytes() == (SOURCE / SOURCE_CRDS[0]).read_bytes()

@@ -35,16 +35,17 @@ app.kubernetes.io/name: {{ include "acinode.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
-{{/* Standard labels (Kubernetes recommended labels) on every object of the release. */}}
+{{/* Standard labels (Kubernetes recommended labels) on every object of the release, plus commonLabels (which
+cannot override the standard ones). */}}
 {{- define "acinode.labels" -}}
-helm.sh/chart: {{ include "acinode.chart" . }}
-{{ include "acinode.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: acinode
-{{- with .Values.commonLabels }}
-{{ toYaml . }}
-{{- end }}
+{{- $standard := dict
+  "helm.sh/chart" (include "acinode.chart" .)
+  "app.kubernetes.io/name" (include "acinode.name" .)
+  "app.kubernetes.io/instance" .Release.Name
+  "app.kubernetes.io/version" (.Values.image.tag | default .Chart.AppVersion | toString)
+  "app.kubernetes.io/managed-by" .Release.Service
+  "app.kubernetes.io/part-of" "acinode" }}
+{{- merge $standard (.Values.commonLabels | default dict) | toYaml }}
 {{- end }}
 
 {{/* The operator's ServiceAccount. */}}

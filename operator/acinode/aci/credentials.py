@@ -78,8 +78,12 @@ def credential_for(choice: target.CredentialChoice, cloud: target.AzureCloud) ->
         "using the default Azure credential chain",
         extra={"cloud": cloud.name, "client_id": choice.managed_identity_client_id},
     )
+    if choice.managed_identity_client_id:
+        # Only when set: an explicit None would hide AZURE_CLIENT_ID (set by the workload-identity webhook or
+        # the chart) from the credential chain.
+        options["managed_identity_client_id"] = choice.managed_identity_client_id
+        options["workload_identity_client_id"] = choice.managed_identity_client_id
     return identity.DefaultAzureCredential(
-        managed_identity_client_id=choice.managed_identity_client_id,
         # Caches and IDE sign-ins make no sense for an operator and only slow the chain down.
         exclude_shared_token_cache_credential=True,
         exclude_visual_studio_code_credential=True,

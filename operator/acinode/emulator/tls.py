@@ -123,9 +123,7 @@ def ensure_certificates(state_dir: Path, host: str) -> Path:
         .add_extension(x509.SubjectAlternativeName(san), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(_authority_key_id(ca_cert, ca_key), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     _write_private(state_dir / KEY_FILE, _key_pem(key))
@@ -137,3 +135,13 @@ def server_context(state_dir: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(state_dir / CERT_FILE, state_dir / KEY_FILE)
     return context
+
+
+def _authority_key_id(ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey) -> x509.AuthorityKeyIdentifier:
+    """The CA's own key id when it has one (CAs made by other tools, e.g. Go's SHA-256-based ids), so that
+    OpenSSL can match issuer and certificate; else the id derived from its public key."""
+    try:
+        ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
+    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
