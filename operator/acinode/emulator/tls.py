@@ -137,7 +137,9 @@ def server_context(state_dir: Path) -> ssl.SSLContext:
     return context
 
 
-def _authority_key_id(ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey) -> x509.AuthorityKeyIdentifier:
+def _authority_key_id(
+    ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey
+) -> x509.AuthorityKeyIdentifier:
     """The CA's own key id when it has one (CAs made by other tools, e.g. Go's SHA-256-based ids), so that
     OpenSSL can match issuer and certificate; else the id derived from its public key."""
     try:
