@@ -48,6 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="run as one of several replicas: the one with the highest --priority acts, the others stand by",
     )
     run.add_argument("--priority", type=int, default=0, help="peering priority of this replica")
+    run.add_argument(
+        "--kubelet-port",
+        type=int,
+        metavar="PORT",
+        help="port of the virtual nodes' kubelet API (logs, exec, stats), advertised to the API server "
+        "(default 10250, env ACINODE_NODE_KUBELET_PORT)",
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="port of the Prometheus metrics endpoint, 0 to disable (default 9090, env ACINODE_METRICS_PORT)",
+    )
 
     from acinode.emulator import options as emulator_options
 
@@ -77,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 standalone=args.peering is None,
                 peering_name=args.peering or "acinode",
                 priority=args.priority,
+                kubelet_port=args.kubelet_port,
+                metrics_port=args.metrics_port,
             )
         )
     if args.command == "emulator":

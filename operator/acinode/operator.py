@@ -16,7 +16,10 @@ import kopf
 
 from acinode import handlers, services, settings, types
 from acinode.kube import client, connection
+from acinode.kubelet import server as kubelet_server
 from acinode.mapping import node as node_mapping
+from acinode.metrics import collector
+from acinode.metrics import server as metrics_server
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +37,21 @@ class RunOptions:
     standalone: bool = True
     peering_name: str = "acinode"
     priority: int = 0
+    kubelet_port: int | None = None
+    """Overrides ``NodeSettings.kubelet_port``: the kubelet API port, served and advertised to the API server."""
+    metrics_port: int | None = None
+    """Overrides ``MetricsSettings.port`` (0 disables the metrics endpoint)."""
+
+
+def with_flags(operator_settings: settings.Settings, options: RunOptions) -> settings.Settings:
+    """Flags beat the environment."""
+    if options.kubelet_port is not None:
+        node = dataclasses.replace(operator_settings.node, kubelet_port=options.kubelet_port)
+        operator_settings = dataclasses.replace(operator_settings, node=node)
+    if options.metrics_port is not None:
+        metrics = dataclasses.replace(operator_settings.metrics, port=options.metrics_port)
+        operator_settings = dataclasses.replace(operator_settings, metrics=metrics)
+    return operator_settings
 
 
 def _connection_from(info: kopf.ConnectionInfo) -> connection.KubeConnection:
@@ -86,6 +104,54 @@ async def cluster_id(kube: client.KubeClient) -> types.ClusterId:
     return types.ClusterId(str(namespace["metadata"]["uid"]))
 
 
+async def start_side_servers(
+    svc: services.Services, metrics: collector.OperatorMetrics
+) -> list[kubelet_server.KubeletServer | metrics_server.MetricsServer]:
+    """The kubelet API (logs, exec, stats of every virtual node) and the metrics endpoint, if enabled. Neither
+    failing to start stops the operator: it logs why and keeps the nodes and pods running."""
+    started: list[kubelet_server.KubeletServer | metrics_server.MetricsServer] = []
+    config = svc.settings
+    if config.kubelet.enabled:
+        kubelet = kubelet_server.KubeletServer(
+            lambda: list(svc.reconcilers.values()),
+            svc.kube,
+            config.kubelet,
+            internal_ip=config.node.internal_ip,
+            port=config.kubelet.port or config.node.kubelet_port,
+        )
+        if await kubelet.start():
+            started.append(kubelet)
+    if config.metrics.port:
+        address = config.metrics.address or config.node.internal_ip
+        endpoint = metrics_server.MetricsServer(svc, metrics, address, config.metrics.port)
+        if await endpoint.start():
+            started.append(endpoint)
+    return started
+
+
+async def run_kopf(svc: services.Services, info: kopf.ConnectionInfo, options: RunOptions) -> None:
+    registry = kopf.get_default_registry()
+
+    @kopf.on.login(registry=registry)
+    def use_login(**_: Any) -> kopf.ConnectionInfo:
+        return info
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure_kopf(settings, options)
+
+    logger.info("acinode operator starting (cluster %s)", svc.cluster_id)
+    await kopf.operator(
+        registry=registry,
+        clusterwide=True,
+        standalone=options.standalone,
+        peering_name=None if options.standalone else options.peering_name,
+        priority=options.priority,
+        liveness_endpoint=options.liveness_endpoint,
+        memo=kopf.Memo(services=svc),
+    )
+
+
 async def serve(options: RunOptions, operator_settings: settings.Settings) -> None:
     if options.kubeconfig:
         os.environ["KUBECONFIG"] = options.kubeconfig
@@ -103,26 +169,14 @@ async def serve(options: RunOptions, operator_settings: settings.Settings) -> No
             operator_namespace=options.namespace,
             cluster_id=await cluster_id(kube),
         )
-        registry = kopf.get_default_registry()
-
-        @kopf.on.login(registry=registry)
-        def use_login(**_: Any) -> kopf.ConnectionInfo:
-            return info
-
-        @kopf.on.startup(registry=registry)
-        def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-            configure_kopf(settings, options)
-
-        logger.info("acinode operator starting (cluster %s)", svc.cluster_id)
-        await kopf.operator(
-            registry=registry,
-            clusterwide=True,
-            standalone=options.standalone,
-            peering_name=None if options.standalone else options.peering_name,
-            priority=options.priority,
-            liveness_endpoint=options.liveness_endpoint,
-            memo=kopf.Memo(services=svc),
-        )
+        metrics = collector.OperatorMetrics()
+        svc.reconcilers.listeners.append(metrics.instrument)
+        side_servers = await start_side_servers(svc, metrics)
+        try:
+            await run_kopf(svc, info, options)
+        finally:
+            for side_server in side_servers:
+                await side_server.stop()
     finally:
         await kube.close()
 
@@ -136,7 +190,7 @@ def run(options: RunOptions) -> int:
     logging.getLogger("azure").setLevel(logging.WARNING)
     assert handlers.virtualnodes  # importing the package registered the handlers
     try:
-        operator_settings = settings.settings_from_environment()
+        operator_settings = with_flags(settings.settings_from_environment(), options)
     except ValueError as err:
         logger.error("invalid setting: %s", err)
         return 2

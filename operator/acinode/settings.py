@@ -110,8 +110,9 @@ class KubeletSettings:
     port: int = 0
     """Listening port; 0 means ``NodeSettings.kubelet_port``, the port advertised in the Nodes'
     ``daemonEndpoints``. Set it only when something between the API server and the operator maps ports."""
-    address: str = "0.0.0.0"
-    """Listening address."""
+    address: str = ""
+    """Listening address. Empty: the Node's InternalIP (``NodeSettings.internal_ip``: the pod IP in a cluster,
+    127.0.0.1 when run locally), which is where the API server connects."""
     cert_path: str = ""
     """Serving certificate (PEM, with its chain). Empty: a self-signed certificate is generated at start-up
     (the API server does not verify kubelet certificates unless given ``--kubelet-certificate-authority``)."""
@@ -148,8 +149,8 @@ class MetricsSettings:
 
     port: int = 9090
     """Listening port; 0 disables the metrics endpoint."""
-    address: str = "0.0.0.0"
-    """Listening address."""
+    address: str = ""
+    """Listening address. Empty: the Node's InternalIP (the pod IP in a cluster, 127.0.0.1 locally)."""
 
 
 @dataclasses.dataclass(frozen=True)

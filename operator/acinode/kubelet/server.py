@@ -1,0 +1,146 @@
+"""The kubelet API server: one HTTPS port for every virtual node of the operator.
+
+Each request is authenticated (client certificate, else bearer token, else anonymous if enabled) and authorized
+with SubjectAccessReviews on ``nodes/<node>`` before its handler runs (``auth``). The node is the pod's node for
+container requests, the node named by the API server's proxy path for node-wide ones, and otherwise every served
+node (all must allow). A port that cannot be bound is logged and the operator runs on without the kubelet API:
+Nodes, leases and pods matter more than ``kubectl logs``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from acinode import errors, settings
+from acinode.kube import client
+from acinode.kubelet import auth, responses, routes, targets, tls
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_CONTAINER_ROUTES = ("/containerLogs/", "/exec/", "/attach/", "/portForward/", "/run/")
+
+
+class KubeletServer:
+    def __init__(
+        self,
+        directory: targets.Directory,
+        kube: client.KubeClient | None,
+        kubelet: settings.KubeletSettings,
+        *,
+        internal_ip: str,
+        port: int,
+        reviewer: auth.Reviewer | None = None,
+        clock: Callable[[], dt.datetime] = routes.utc_now,
+    ) -> None:
+        self.directory = directory
+        self.kube = kube
+        self.settings = kubelet
+        self.internal_ip = internal_ip
+        self.requested_port = port
+        review_client = reviewer if reviewer is not None else kube
+        if review_client is None:
+            raise ValueError("the kubelet server needs a Kubernetes client or a reviewer")
+        self.authenticator = auth.Authenticator(
+            review_client, ttl_seconds=kubelet.auth_cache_ttl_seconds, anonymous=kubelet.anonymous
+        )
+        self.authorizer = auth.Authorizer(
+            review_client,
+            allow_ttl_seconds=kubelet.auth_cache_ttl_seconds,
+            deny_ttl_seconds=kubelet.deny_cache_ttl_seconds,
+        )
+        self.routes = routes.KubeletRoutes(directory, kubelet, clock=clock)
+        self.app = web.Application(middlewares=[self._guard])
+        self.routes.add_to(self.app)
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+        """The bound port once started (None if not serving)."""
+
+    async def ssl_context(self) -> ssl.SSLContext:
+        certificate = tls.serving_certificate(self.settings, self.internal_ip)
+        client_ca = await tls.client_ca_bundle(self.settings, self.kube)
+        if client_ca is None and not self.settings.client_ca_path:
+            logger.warning(
+                "kubelet API: no client CA, so client certificates are refused (tokens still work)"
+            )
+        return tls.server_ssl_context(certificate, client_ca)
+
+    async def start(self) -> bool:
+        """Bind and serve. Returns False (after logging why) if the API cannot be served."""
+        try:
+            context = await self.ssl_context()
+        except errors.ConfigurationError as err:
+            logger.error("kubelet API not served: %s", err)
+            return False
+        runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
+        await runner.setup()
+        site = web.TCPSite(runner, (self.settings.address or self.internal_ip), self.requested_port, ssl_context=context)
+        try:
+            await site.start()
+        except OSError as err:
+            await runner.cleanup()
+            logger.error(
+                "kubelet API not served: cannot listen on %s:%s: %s",
+                (self.settings.address or self.internal_ip),
+                self.requested_port,
+                err,
+            )
+            return False
+        self._runner = runner
+        addresses = runner.addresses
+        self.port = int(addresses[0][1]) if addresses else self.requested_port
+        logger.info("kubelet API serving on %s:%s", (self.settings.address or self.internal_ip), self.port)
+        return True
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+            self.port = None
+
+    # --- authentication and authorization -----------------------------------------------------------------
+
+    def _nodes_to_authorize(self, request: web.Request) -> list[str]:
+        path = request.path
+        if path.startswith(_CONTAINER_ROUTES):
+            parts = path.split("/")
+            if len(parts) >= 4:
+                try:
+                    node, _pod = targets.find_pod(self.directory, parts[2], parts[3])
+                    return [str(node.where.node_name)]
+                except errors.NotFoundError:
+                    return [""]  # every node: only callers allowed on all nodes learn that it is missing
+        hint = self.routes.node_hint(request)
+        if hint is not None:
+            return [hint]
+        return [str(node.where.node_name) for node in self.directory()] or [""]
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            transport = request.transport
+            peercert = transport.get_extra_info("peercert") if transport is not None else None
+            user = await self.authenticator.authenticate(
+                tls.client_identity(peercert), request.headers.get("Authorization")
+            )
+            if user is None:
+                return responses.error_response(401, "Unauthorized")
+            verb = auth.verb_for(request.method)
+            subresources = auth.subresources_for(request.path)
+            for node in self._nodes_to_authorize(request):
+                if not await self.authorizer.is_allowed(user, verb, node, subresources):
+                    message = (
+                        f"Forbidden (user={user.name}, verb={verb}, resource=nodes, "
+                        f"subresource(s)={list(subresources)}, node={node or '*'})"
+                    )
+                    return responses.error_response(403, message)
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except errors.AcinodeError as err:
+            return responses.response_for(err)

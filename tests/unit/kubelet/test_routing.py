@@ -1,0 +1,168 @@
+"""Which route answers what, for which node: pods, stats, healthz, logs and exec paths, unknown pods and containers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import aiohttp
+import pytest
+from kubelet_builders import NODE, FakeNode, fake_node, running_pod
+
+from acinode import errors
+from acinode.kubelet import responses, targets
+
+Url = Callable[[str], str]
+PROXIED = {"X-Forwarded-Uri": f"/api/v1/nodes/{NODE}/proxy/stats/summary"}
+
+
+async def test_healthz_answers_ok(http: aiohttp.ClientSession, url: Url) -> None:
+    async with http.get(url("/healthz")) as response:
+        assert (response.status, await response.text()) == (200, "ok")
+
+
+async def test_unknown_paths_are_not_found(http: aiohttp.ClientSession, url: Url) -> None:
+    async with http.get(url("/configz")) as response:
+        assert response.status == 404
+
+
+async def test_pods_lists_the_pods_of_the_virtual_nodes(
+    http: aiohttp.ClientSession, url: Url, node: FakeNode
+) -> None:
+    node.add(running_pod("a"))
+    node.add(running_pod("b"))
+    async with http.get(url("/pods")) as response:
+        body = await response.json()
+    assert body["kind"] == "PodList"
+    assert sorted(p["metadata"]["name"] for p in body["items"]) == ["a", "b"]
+
+
+async def test_stats_summary_reports_requests_of_running_containers(
+    http: aiohttp.ClientSession, url: Url, node: FakeNode
+) -> None:
+    node.add(running_pod("web", containers=("main", "sidecar"), cpu="500m", memory="1Gi"))
+    async with http.get(url("/stats/summary"), headers=PROXIED) as response:
+        summary = await response.json()
+    assert summary["node"]["nodeName"] == NODE
+    (pod,) = summary["pods"]
+    assert pod["podRef"] == {"name": "web", "namespace": "default", "uid": "uid-default-web"}
+    assert [c["name"] for c in pod["containers"]] == ["main", "sidecar"]
+    assert pod["containers"][0]["cpu"]["usageNanoCores"] == 500_000_000
+    assert pod["containers"][0]["memory"]["workingSetBytes"] == 2**30
+    assert summary["node"]["cpu"]["usageNanoCores"] == 1_000_000_000
+    assert pod["containers"][0]["cpu"]["usageCoreNanoSeconds"] > 0
+
+
+async def test_stats_leave_out_pods_that_are_not_running(
+    http: aiohttp.ClientSession, url: Url, node: FakeNode
+) -> None:
+    pending = running_pod("later")
+    pending["status"] = {"phase": "Pending"}
+    node.add(pending)
+    async with http.get(url("/stats/summary"), headers=PROXIED) as response:
+        assert (await response.json())["pods"] == []
+
+
+async def test_metrics_resource_is_prometheus_text_with_the_kubelet_names(
+    http: aiohttp.ClientSession, url: Url, node: FakeNode
+) -> None:
+    node.add(running_pod("web"))
+    async with http.get(url("/metrics/resource")) as response:
+        text = await response.text()
+    assert response.headers["Content-Type"].startswith("text/plain")
+    assert 'container_cpu_usage_seconds_total{container="main",namespace="default",pod="web"}' in text
+    # 256Mi is billed as ACI's next 0.1 GB step: 0.3 GiB.
+    assert (
+        'container_memory_working_set_bytes{container="main",namespace="default",pod="web"} 322122548.0'
+        in text
+    )
+    assert "node_cpu_usage_seconds_total " in text
+    assert "resource_scrape_error 0.0" in text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/containerLogs/default/nope/main",
+        "/exec/default/nope/main?command=ls",
+        "/containerLogs/default/web/nope",
+    ],
+)
+async def test_unknown_pods_and_containers_are_not_found(
+    http: aiohttp.ClientSession, url: Url, node: FakeNode, path: str
+) -> None:
+    node.add(running_pod("web"))
+    async with http.get(url(path)) as response:
+        body = await response.json()
+    assert response.status == 404
+    assert body["kind"] == "Status" and body["reason"] == "NotFound"
+
+
+async def test_exec_without_an_upgrade_is_a_bad_request(
+    http: aiohttp.ClientSession, url: Url, node: FakeNode
+) -> None:
+    node.add(running_pod("web"))
+    async with http.post(url("/exec/default/web/main?command=ls")) as response:
+        assert response.status == 400
+        assert "upgrade" in (await response.json())["message"]
+
+
+async def test_port_forward_and_attach_are_refused_as_unsupported(
+    http: aiohttp.ClientSession, url: Url, node: FakeNode
+) -> None:
+    node.add(running_pod("web"))
+    async with http.post(url("/portForward/default/web")) as response:
+        assert response.status == 400
+        assert "not supported" in (await response.json())["message"]
+
+
+def test_a_pod_is_found_on_whichever_node_it_is_bound_to() -> None:
+    first, second = fake_node("vn-1"), fake_node("vn-2")
+    second.add(running_pod("web", namespace="team"))
+    target = targets.container_target(lambda: [first, second], "team", "web", "main")  # type: ignore[arg-type,return-value]
+    assert target.node_name == "vn-2"
+    assert target.group == "team-web"
+    assert target.aci is second.aci
+
+
+def test_a_pod_with_one_container_needs_no_container_name() -> None:
+    node = fake_node()
+    node.add(running_pod("web"))
+    assert targets.container_target(lambda: [node], "default", "web", "").container == "main"  # type: ignore[arg-type,return-value]
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "node"),
+    [
+        ("/api/v1/nodes/vn-1/proxy/stats/summary", "vn-1"),
+        ("/api/v1/nodes/vn-1:10250/proxy/metrics/resource", "vn-1"),
+        ("/api/v1/nodes/vn-1/proxy", "vn-1"),
+        ("/api/v1/namespaces/default/pods/web/log", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_the_node_is_read_from_the_api_servers_proxy_path(forwarded: str | None, node: str | None) -> None:
+    assert targets.node_from_forwarded_uri(forwarded) == node
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (errors.NotFoundError("x"), 404),
+        (errors.InvalidRequestError("x"), 400),
+        (errors.AuthenticationError("x"), 401),
+        (errors.PermissionDeniedError("x"), 403),
+        (errors.ConflictError("x"), 409),
+        (errors.ThrottledError("x", 3.0), 429),
+        (errors.BackendUnavailableError("x"), 502),
+        (errors.TransientError("x"), 503),
+        (errors.ConfigurationError("x"), 500),
+        (RuntimeError("x"), 500),
+    ],
+)
+def test_errors_map_to_one_http_status_each(error: BaseException, status: int) -> None:
+    assert responses.status_for(error) == status
+    response = responses.response_for(error)
+    assert response.status == status
+    assert json.loads(str(response.text))["code"] == status
