@@ -79,7 +79,9 @@ class KubeletServer:
             return False
         runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
         await runner.setup()
-        site = web.TCPSite(runner, (self.settings.address or self.internal_ip), self.requested_port, ssl_context=context)
+        site = web.TCPSite(
+            runner, (self.settings.address or self.internal_ip), self.requested_port, ssl_context=context
+        )
         try:
             await site.start()
         except OSError as err:
