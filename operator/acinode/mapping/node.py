@@ -106,6 +106,9 @@ def node_static_status(config: virtualnode.VirtualNodeConfig, identity: NodeIden
             {"type": "Hostname", "address": config.node_name},
         ],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": identity.kubelet_port}},
+        # The kubelet API speaks websockets for exec: the API server may pass them through instead of
+        # translating to SPDY (both work).
+        "declaredFeatures": ["ExtendWebSocketsToKubelet"],
         "nodeInfo": {
             "architecture": identity.architecture,
             "operatingSystem": config.operating_system,

@@ -197,6 +197,7 @@ def test_node_static_status_looks_like_a_kubelets() -> None:
         "allocatable": {"cpu": "100", "memory": "4Ti", "pods": "1000"},
         "addresses": [{"type": "InternalIP", "address": "10.0.0.7"}, {"type": "Hostname", "address": "vn-1"}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "declaredFeatures": ["ExtendWebSocketsToKubelet"],
         "nodeInfo": {
             "architecture": "amd64",
             "operatingSystem": "linux",
