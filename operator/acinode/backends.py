@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from acinode import errors, settings
-from acinode.aci import api, azure, target
+from acinode.aci import api, azure, ratelimit, target
 from acinode.kube import client
 from acinode.mapping import virtualnode
 
@@ -81,8 +81,12 @@ async def open_backend(
     config: virtualnode.VirtualNodeConfig,
     operator_settings: settings.Settings,
     operator_namespace: str,
+    limiter: ratelimit.ArmRateLimiter | None = None,
 ) -> api.AciApi:
-    """An ACI client for the VirtualNode's resource group. Raises ConfigurationError for unusable settings."""
+    """An ACI client for the VirtualNode's resource group. Raises ConfigurationError for unusable settings.
+
+    ``limiter``: the budget of the node's subscription, shared by every client of that subscription (ARM's
+    limits are per subscription)."""
     azure_config = config.azure
     try:
         aci_target = target.AciTarget(
@@ -94,4 +98,4 @@ async def open_backend(
         )
     except ValueError as err:
         raise errors.ConfigurationError(str(err)) from err
-    return azure.AzureAciApi(aci_target, settings=operator_settings.aci)
+    return azure.AzureAciApi(aci_target, settings=operator_settings.aci, limiter=limiter)

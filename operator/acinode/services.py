@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from acinode import settings, types
+from acinode.aci import ratelimit
 from acinode.kube import client
 from acinode.mapping import node as node_mapping
 from acinode.node import keeper
@@ -40,5 +41,15 @@ class Services:
     """The running keeper of each VirtualNode, by VirtualNode name."""
     reconcilers: Registry[reconciler.NodePodReconciler] = dataclasses.field(default_factory=Registry)
     """The running pod reconciler of each VirtualNode, by VirtualNode name."""
+    limiters: ratelimit.SubscriptionLimiters | None = None
+    """One ARM rate budget per subscription, shared by the clients of every VirtualNode in it."""
     restarts: dict[str, asyncio.Event] = dataclasses.field(default_factory=dict)
     """Set to make a VirtualNode's daemon rebuild its backend (its Azure settings changed)."""
+
+    def __post_init__(self) -> None:
+        if self.limiters is None:
+            self.limiters = ratelimit.SubscriptionLimiters(self.settings.aci)
+
+    def limiter_for(self, subscription_id: str) -> ratelimit.ArmRateLimiter:
+        assert self.limiters is not None
+        return self.limiters.limiter_for(subscription_id)

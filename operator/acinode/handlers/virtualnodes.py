@@ -56,9 +56,14 @@ async def register_virtual_node(body: kopf.Body, memo: kopf.Memo, old: Any, new:
         raise kopf.TemporaryError(f"registering node {config.node_name}: {err}", delay=5) from err
 
 
+async def _open_backend_or_raise(svc: services.Services, config: virtualnode.VirtualNodeConfig) -> api.AciApi:
+    limiter = svc.limiter_for(config.azure.subscription_id)
+    return await backends.open_backend(svc.kube, config, svc.settings, svc.operator_namespace, limiter)
+
+
 async def _open_backend(svc: services.Services, config: virtualnode.VirtualNodeConfig) -> api.AciApi | None:
     try:
-        return await backends.open_backend(svc.kube, config, svc.settings, svc.operator_namespace)
+        return await _open_backend_or_raise(svc, config)
     except errors.AcinodeError:
         return None
 
@@ -69,7 +74,7 @@ async def _serve_node(svc: services.Services, body: kopf.Body, restart: asyncio.
     aci: api.AciApi | None = None
     probe: Any
     try:
-        aci = await backends.open_backend(svc.kube, config, svc.settings, svc.operator_namespace)
+        aci = await _open_backend_or_raise(svc, config)
         probe = backend.UsageProbe(
             aci, svc.settings.node.backend_check_ttl_seconds, svc.settings.node.api_timeout_seconds
         )
