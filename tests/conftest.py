@@ -33,6 +33,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if any(part in CLUSTER_FOLDERS for part in Path(str(item.fspath)).relative_to(REPO_ROOT).parts):
             item.add_marker(pytest.mark.cluster)
+    # Fast tests first: a broken unit shows in seconds, before the control plane is even started.
+    items.sort(key=lambda item: item.get_closest_marker("cluster") is not None)
 
 
 @dataclass

@@ -119,8 +119,13 @@ def test_node_goes_unknown_without_the_operator_and_comes_back_unchanged(
     operator_process.stop(signal.SIGKILL)
     # The test control plane's node-monitor-grace-period is 20 s; the lease was renewed up to 10 s earlier.
     wait_ready(core_v1, name, status="Unknown", timeout=60)
-    taints = {t.key for t in core_v1.read_node(name).spec.taints}
-    assert "node.kubernetes.io/unreachable" in taints
+    wait_until(
+        lambda: (
+            "node.kubernetes.io/unreachable" in {t.key for t in core_v1.read_node(name).spec.taints or []}
+        ),
+        30,
+        "the node lifecycle controller's unreachable taint",
+    )
 
     operator_process.start()
     wait_ready(core_v1, name, timeout=30)
