@@ -99,3 +99,22 @@ async def open_backend(
     except ValueError as err:
         raise errors.ConfigurationError(str(err)) from err
     return azure.AzureAciApi(aci_target, settings=operator_settings.aci, limiter=limiter)
+
+
+async def placement_secrets(
+    kube: client.KubeClient, config: virtualnode.VirtualNodeConfig, operator_namespace: str
+) -> virtualnode.PlacementSecrets:
+    """The secret values the node's placement needs: the Log Analytics key and the kube-proxy kubeconfig.
+    Raises ConfigurationError when a referenced Secret or key is missing."""
+    workspace_key = kubeconfig = ""
+    if config.log_analytics is not None:
+        ref = config.log_analytics.workspace_key_secret
+        namespace = ref.namespace or operator_namespace
+        data = await read_secret(kube, namespace, ref.name)
+        workspace_key = _secret_key(data, "workspaceKey", f"{namespace}/{ref.name}")
+    if config.kube_proxy is not None:
+        ref = config.kube_proxy.kubeconfig_secret
+        namespace = ref.namespace or operator_namespace
+        data = await read_secret(kube, namespace, ref.name)
+        kubeconfig = _secret_key(data, "kubeconfig", f"{namespace}/{ref.name}")
+    return virtualnode.PlacementSecrets(workspace_key=workspace_key, kube_proxy_kubeconfig=kubeconfig)

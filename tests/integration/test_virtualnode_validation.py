@@ -117,6 +117,22 @@ INVALID = [
         "must be IP addresses",
         id="cluster-dns-not-an-ip",
     ),
+    pytest.param(
+        with_changes(spec__kubeProxy={"enabled": True}),
+        "needs clusterCIDR and kubeconfigSecretRef",
+        id="kube-proxy-incomplete",
+    ),
+    pytest.param(
+        with_changes(
+            spec__kubeProxy={
+                "enabled": True,
+                "clusterCIDR": "10.240.0.0",
+                "kubeconfigSecretRef": {"name": "k"},
+            }
+        ),
+        "clusterCIDR must be a CIDR",
+        id="kube-proxy-cidr-not-a-cidr",
+    ),
 ]
 
 

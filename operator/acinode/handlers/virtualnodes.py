@@ -74,6 +74,7 @@ async def _serve_node(svc: services.Services, body: kopf.Body, restart: asyncio.
     aci: api.AciApi | None = None
     probe: Any
     try:
+        secrets = await backends.placement_secrets(svc.kube, config, svc.operator_namespace)
         aci = await _open_backend_or_raise(svc, config)
         probe = backend.UsageProbe(
             aci, svc.settings.node.backend_check_ttl_seconds, svc.settings.node.api_timeout_seconds
@@ -83,7 +84,9 @@ async def _serve_node(svc: services.Services, body: kopf.Body, restart: asyncio.
         probe = _MisconfiguredBackend(errors.ConfigurationError(f"Azure settings unusable: {err}"))
     pod_reconciler: reconciler.NodePodReconciler | None = None
     if aci is not None:
-        where = virtualnode.group_placement_from_config(config, svc.cluster_id, svc.identity.internal_ip)
+        where = virtualnode.group_placement_from_config(
+            config, svc.cluster_id, svc.identity.internal_ip, secrets
+        )
         pod_reconciler = reconciler.NodePodReconciler(svc.kube, aci, where, svc.settings.pods)
     node_keeper = keeper.NodeKeeper(
         svc.kube,

@@ -67,6 +67,19 @@ class DnsConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class LogAnalyticsConfig:
+    workspace_id: str
+    workspace_key_secret: SecretReference
+    log_type: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class KubeProxyConfig:
+    cluster_cidr: str
+    kubeconfig_secret: SecretReference
+
+
+@dataclasses.dataclass(frozen=True)
 class VirtualNodeConfig:
     name: str
     """The VirtualNode's own name."""
@@ -78,7 +91,9 @@ class VirtualNodeConfig:
     disable_default_taint: bool = False
     capacity: Mapping[str, str] = dataclasses.field(default_factory=dict)
     dns: DnsConfig = dataclasses.field(default_factory=DnsConfig)
-    kube_proxy_enabled: bool = False
+    kube_proxy: KubeProxyConfig | None = None
+    """Set when ``spec.kubeProxy.enabled``."""
+    log_analytics: LogAnalyticsConfig | None = None
     generation: int = 0
 
 
@@ -135,14 +150,52 @@ def virtual_node_config_from_resource(resource: Mapping[str, Any]) -> VirtualNod
             cluster_dns=tuple(dns.get("clusterDNS") or ()),
             cluster_domain=str(dns.get("clusterDomain", "cluster.local")),
         ),
-        kube_proxy_enabled=bool((spec.get("kubeProxy") or {}).get("enabled", False)),
+        kube_proxy=_kube_proxy(spec.get("kubeProxy") or {}),
+        log_analytics=_log_analytics(azure.get("logAnalytics") or {}),
+    )
+
+
+def _kube_proxy(raw: Mapping[str, Any]) -> KubeProxyConfig | None:
+    secret = _secret_ref(raw.get("kubeconfigSecretRef"))
+    if not raw.get("enabled") or secret is None or not raw.get("clusterCIDR"):
+        return None
+    return KubeProxyConfig(cluster_cidr=str(raw["clusterCIDR"]), kubeconfig_secret=secret)
+
+
+def _log_analytics(raw: Mapping[str, Any]) -> LogAnalyticsConfig | None:
+    secret = _secret_ref(raw.get("workspaceKeySecretRef"))
+    if not raw.get("workspaceId") or secret is None:
+        return None
+    return LogAnalyticsConfig(
+        workspace_id=str(raw["workspaceId"]), workspace_key_secret=secret, log_type=raw.get("logType")
     )
 
 
 def group_placement_from_config(
-    config: VirtualNodeConfig, cluster_id: types.ClusterId, host_ip: str | None
+    config: VirtualNodeConfig,
+    cluster_id: types.ClusterId,
+    host_ip: str | None,
+    secrets: PlacementSecrets | None = None,
 ) -> placement.GroupPlacement:
-    """Where the pods of this virtual node run, as the pod mapping needs it."""
+    """Where the pods of this virtual node run, as the pod mapping needs it. ``secrets``: the values read from
+    the Secrets the spec references (the Log Analytics key, the kube-proxy kubeconfig)."""
+    secrets = secrets or PlacementSecrets()
+    log_analytics = (
+        placement.LogAnalyticsSettings(
+            workspace_id=config.log_analytics.workspace_id,
+            workspace_key=secrets.workspace_key,
+            log_type=config.log_analytics.log_type,
+        )
+        if config.log_analytics is not None and secrets.workspace_key
+        else None
+    )
+    kube_proxy = (
+        placement.KubeProxySettings(
+            cluster_cidr=config.kube_proxy.cluster_cidr, kubeconfig=secrets.kube_proxy_kubeconfig
+        )
+        if config.kube_proxy is not None and secrets.kube_proxy_kubeconfig
+        else None
+    )
     dns = (
         placement.ClusterDnsSettings(nameserver=config.dns.cluster_dns[0], domain=config.dns.cluster_domain)
         if config.dns.cluster_dns
@@ -156,5 +209,15 @@ def group_placement_from_config(
         subnet_id=config.azure.subnet_id,
         host_ip=host_ip,
         cluster_dns=dns,
+        kube_proxy=kube_proxy,
+        log_analytics=log_analytics,
         extra_tags=dict(config.azure.tags),
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class PlacementSecrets:
+    """Secret values a VirtualNode's placement needs, read by the caller (mapping does no I/O)."""
+
+    workspace_key: str = dataclasses.field(default="", repr=False)
+    kube_proxy_kubeconfig: str = dataclasses.field(default="", repr=False)

@@ -48,7 +48,8 @@ def test_a_minimal_virtual_node_gets_every_default() -> None:
         disable_default_taint=False,
         capacity={"cpu": "800", "memory": "4Ti", "pods": "1000"},
         dns=virtualnode.DnsConfig(cluster_dns=(), cluster_domain="cluster.local"),
-        kube_proxy_enabled=False,
+        kube_proxy=None,
+        log_analytics=None,
         generation=0,
     )
 
@@ -66,9 +67,32 @@ def test_a_minimal_virtual_node_gets_every_default() -> None:
         pytest.param(
             resource(disableDefaultTaint=True), "disable_default_taint", True, id="disable-default-taint"
         ),
-        pytest.param(resource(kubeProxy={"enabled": True}), "kube_proxy_enabled", True, id="kube-proxy"),
-        pytest.param(resource(kubeProxy={}), "kube_proxy_enabled", False, id="kube-proxy-empty"),
-        pytest.param(resource(kubeProxy=None), "kube_proxy_enabled", False, id="kube-proxy-null"),
+        pytest.param(
+            resource(
+                kubeProxy={
+                    "enabled": True,
+                    "clusterCIDR": "10.240.0.0/16",
+                    "kubeconfigSecretRef": {"name": "kp"},
+                }
+            ),
+            "kube_proxy",
+            virtualnode.KubeProxyConfig("10.240.0.0/16", virtualnode.SecretReference("kp")),
+            id="kube-proxy",
+        ),
+        pytest.param(
+            resource(
+                kubeProxy={
+                    "enabled": False,
+                    "clusterCIDR": "10.240.0.0/16",
+                    "kubeconfigSecretRef": {"name": "kp"},
+                }
+            ),
+            "kube_proxy",
+            None,
+            id="kube-proxy-disabled",
+        ),
+        pytest.param(resource(kubeProxy={}), "kube_proxy", None, id="kube-proxy-empty"),
+        pytest.param(resource(kubeProxy=None), "kube_proxy", None, id="kube-proxy-null"),
         pytest.param(
             resource(
                 taints=[
@@ -221,3 +245,30 @@ def test_parsing_does_not_share_state_with_the_object() -> None:
     parsed = parse(obj)
     obj["spec"]["labels"]["team"] = "changed"
     assert parsed.labels == {"team": "burst"}
+
+
+def test_placement_carries_log_analytics_and_kube_proxy_only_with_their_secrets() -> None:
+    config = virtualnode.virtual_node_config_from_resource(
+        resource(
+            kubeProxy={
+                "enabled": True,
+                "clusterCIDR": "10.240.0.0/16",
+                "kubeconfigSecretRef": {"name": "kp"},
+            },
+            azure={
+                "subscriptionId": "00000000-0000-0000-0000-000000000000",
+                "resourceGroup": "rg",
+                "region": "westeurope",
+                "logAnalytics": {"workspaceId": "ws", "workspaceKeySecretRef": {"name": "la"}},
+            },
+        )
+    )
+    assert config.log_analytics == virtualnode.LogAnalyticsConfig("ws", virtualnode.SecretReference("la"))
+    cluster = types.ClusterId("c")
+    without = virtualnode.group_placement_from_config(config, cluster, "127.0.0.1")
+    assert without.log_analytics is None and without.kube_proxy is None
+    secrets = virtualnode.PlacementSecrets(workspace_key="k3y", kube_proxy_kubeconfig="apiVersion: v1")
+    placed = virtualnode.group_placement_from_config(config, cluster, "127.0.0.1", secrets)
+    assert placed.log_analytics is not None and placed.log_analytics.workspace_key == "k3y"
+    assert placed.kube_proxy is not None and placed.kube_proxy.cluster_cidr == "10.240.0.0/16"
+    assert "k3y" not in repr(secrets)
