@@ -85,3 +85,6 @@ include helm/helm.mk
 ##@ Verification
 .PHONY: verify
 verify: lint verify-chart-crds helm-lint ## Everything CI checks besides tests: lint, types, import layers, chart CRDs, helm lint.
+
+# Chaos, bad input, HA and security scenarios (make chaos); the short subset runs in make test.
+include chaos.mk

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ssl
 import tempfile
 from pathlib import Path
 
@@ -29,7 +30,12 @@ def _secret_key(data: dict[str, str], key: str, where: str) -> str:
 
 
 def _ca_bundle_file(pem: str) -> str:
-    """Write an inline CA bundle to a file (the SDK and azure-identity take a path); one file per content."""
+    """Write an inline CA bundle to a file (the SDK and azure-identity take a path); one file per content.
+    Raises ConfigurationError when it holds no usable certificate, so the VirtualNode says why."""
+    try:
+        ssl.create_default_context(cadata=pem)
+    except (ssl.SSLError, ValueError) as err:
+        raise errors.ConfigurationError(f"cloud.caBundle holds no usable PEM certificate: {err}") from err
     folder = Path(tempfile.gettempdir()) / "acinode-ca"
     folder.mkdir(mode=0o700, exist_ok=True)
     path = folder / f"{hashlib.sha256(pem.encode()).hexdigest()[:16]}.pem"

@@ -97,6 +97,9 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, options: RunOptions) ->
     # Only the Nodes acinode manages are watched (server-side selector).
     kopf_settings.watching.label_selectors["v1", "nodes"] = node_mapping.MANAGED_BY_LABEL
     kopf_settings.watching.server_timeout = 300
+    # With several replicas, a SIGKILLed active one must be replaced before the node lifecycle controller's
+    # grace period ends: peers that stop renewing are considered gone after 20 s (Kopf's default is 60 s).
+    kopf_settings.peering.lifetime = 20
 
 
 async def cluster_id(kube: client.KubeClient) -> types.ClusterId:

@@ -226,6 +226,20 @@ class ControlPlane:
         with contextlib.suppress(FileNotFoundError):
             (self.state_dir / "pids.json").unlink()
 
+    def restart_apiserver(self, timeout: float = 120.0) -> None:
+        """Stop the kube-apiserver (SIGTERM, cutting every watch stream) and start it again on the same port,
+        with the same etcd: what a rolling control-plane upgrade does. Waits until it is ready again."""
+        proc = self.processes["kube-apiserver"]
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        self._spawn("kube-apiserver", self._apiserver_args())
+        self._wait_ready(timeout)
+        self._write_state()
+
     # -- components
 
     def _spawn(self, component: str, args: Sequence[str]) -> None:

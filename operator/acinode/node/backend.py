@@ -14,6 +14,8 @@ class UsageProbe:
     """Checks reachability and credentials with ``location_usage``; trusts a success for ``ttl_seconds``.
 
     Failures are not cached, so recovery is seen on the next check. Concurrent checks share one call.
+    A check that times out while the client is paused after a 429 (``aci.limiter.paused_for()``, when the client
+    has a limiter) is throttling, not an outage: it raises ``ThrottledError``, which keeps the node Ready.
     """
 
     def __init__(
@@ -35,11 +37,22 @@ class UsageProbe:
         async with self._lock:
             if self._monotonic() < self._ok_until:
                 return
+            throttled_at_start = self._paused_for() > 0
             try:
                 async with asyncio.timeout(self._timeout):
                     await self._aci.location_usage()
             except TimeoutError as err:
+                pause = self._paused_for()
+                if throttled_at_start or pause > 0:
+                    raise errors.ThrottledError(
+                        f"ARM throttles this subscription; the check waited {self._timeout:.0f}s", pause
+                    ) from err
                 raise errors.BackendUnavailableError(
                     f"ARM did not answer within {self._timeout:.0f}s"
                 ) from err
             self._ok_until = self._monotonic() + self._ttl
+
+    def _paused_for(self) -> float:
+        """Seconds left of the client's pause after a 429 (0 when not paused or when the client has no limiter)."""
+        paused_for = getattr(getattr(self._aci, "limiter", None), "paused_for", None)
+        return float(paused_for()) if callable(paused_for) else 0.0

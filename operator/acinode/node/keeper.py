@@ -24,6 +24,7 @@ from acinode.node import heartbeat, lease, registration
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime.datetime]
+PROBE_GRACE_SECONDS = 1.0
 
 
 def utc_now() -> datetime.datetime:
@@ -96,7 +97,10 @@ class NodeKeeper:
         """Probe the backend; patch Node status if readiness changed, on ``force``, or when the last is old."""
         timeout = self.settings.node.api_timeout_seconds
         try:
-            async with asyncio.timeout(timeout):
+            # A grace beyond the probe's own timeout (the probe contract: it bounds itself), so that the probe
+            # decides what a slow answer means — e.g. throttled (Ready) rather than unreachable — and this guard
+            # only catches a probe that breaks its contract.
+            async with asyncio.timeout(timeout + min(PROBE_GRACE_SECONDS, timeout / 2)):
                 readiness = await heartbeat.probe_readiness(self.probe)
         except TimeoutError:
             # A probe that does not answer in time is a backend that does not answer: not ready, no lease.

@@ -290,7 +290,7 @@ class NodePodReconciler:
         except errors.NotFoundError:
             return
         if updated.get("metadata", {}).get("uid") == metadata["uid"]:
-            self.view.pods[metadata["uid"]] = cast(objects.Pod, updated)
+            self.view.offer(cast(objects.Pod, updated))
 
     async def _post(self, pod: objects.Pod, event: events.PodEvent, memory: PodMemory) -> None:
         count = int(event.body.get("count", 1))

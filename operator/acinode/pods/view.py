@@ -21,6 +21,13 @@ logger = logging.getLogger(__name__)
 JsonObject = client.JsonObject
 
 
+def _resource_version(pod: objects.Pod) -> int:
+    """The API server's resourceVersion as a number (etcd revisions); -1 when absent or not a number, so an
+    object without one never replaces one that has it."""
+    version = str(pod.get("metadata", {}).get("resourceVersion") or "")
+    return int(version) if version.isdigit() else -1
+
+
 class PodView:
     def __init__(
         self,
@@ -40,6 +47,19 @@ class PodView:
 
     def get(self, uid: str) -> objects.Pod | None:
         return self.pods.get(uid)
+
+    def offer(self, pod: objects.Pod) -> bool:
+        """Take a copy of a pod obtained outside the watch (e.g. the answer to a status patch), unless the view
+        already holds a newer one. A write's answer can arrive after the watch delivered a later change — the
+        deletion of the pod, say — and must not roll the view back to before it: no event would ever bring the
+        deletion back. Returns whether the view took it."""
+        uid = pod.get("metadata", {}).get("uid")
+        if not uid or uid not in self.pods:
+            return False
+        if _resource_version(pod) < _resource_version(self.pods[uid]):
+            return False
+        self.pods[uid] = pod
+        return True
 
     async def relist(self) -> None:
         items, self._resource_version = await kube_pods.list_pods_on_node(self.kube, self.node_name)
