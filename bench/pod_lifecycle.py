@@ -23,34 +23,6 @@ import stack
 from support import arm
 from support.virtualnodes import VIRTUAL_NODES, virtual_node_body
 
-# Budgets far above the emulator's: this measures acinode's own cost, not ARM's limits.
-UNTHROTTLED = {
-    f"ACINODE_ACI_{name}": value
-    for name, value in {
-        "READS_PER_SECOND": "1000",
-        "READ_BURST": "1000",
-        "WRITES_PER_SECOND": "1000",
-        "WRITE_BURST": "1000",
-        "CREATES_PER_SECOND": "1000",
-        "CREATE_BURST": "1000",
-        "DELETES_PER_SECOND": "1000",
-        "DELETE_BURST": "1000",
-    }.items()
-}
-
-
-def wait(what: str, check: Any, timeout: float, interval: float = 0.2) -> float:
-    began = time.monotonic()
-    while time.monotonic() - began < timeout:
-        try:
-            if check():
-                return time.monotonic() - began
-        except client.ApiException as err:
-            if err.status != 404:
-                raise
-        time.sleep(interval)
-    raise SystemExit(f"benchmark failed: {what} not reached within {timeout:.0f}s")
-
 
 class Sampler:
     """Peak RSS of one process, sampled whenever ``sample`` is called (from the wait loops)."""
@@ -124,7 +96,7 @@ def run(pods: int, unrelated: int, work: Path) -> dict[str, Any]:
         "--provisioning-delay", "0", "--no-throttle", "--page-size", "1000",
         "--quota-container-groups", "100000", "--quota-cores", "1000000",
     )  # fmt: skip
-    with stack.running_stack(work, flags, UNTHROTTLED) as bed:
+    with stack.running_stack(work, flags, stack.UNTHROTTLED) as bed:
         emu = bed.emulator
         core, apps, custom = (
             client.CoreV1Api(bed.api),
@@ -134,7 +106,7 @@ def run(pods: int, unrelated: int, work: Path) -> dict[str, Any]:
         sampler = Sampler(bed.operator_pid)
         node = "bench-vn"
         custom.create_cluster_custom_object(*VIRTUAL_NODES, virtual_node_body(node, emu))
-        wait(
+        stack.wait_until(
             "virtual node Ready",
             lambda: (
                 sampler.sample()
@@ -151,7 +123,7 @@ def run(pods: int, unrelated: int, work: Path) -> dict[str, Any]:
 
         apps.create_namespaced_deployment("bench", deployment(node, pods))
         result["all_running_seconds"] = round(
-            wait(
+            stack.wait_until(
                 f"{pods} pods Running",
                 lambda: (
                     sampler.sample() is not None
@@ -169,7 +141,7 @@ def run(pods: int, unrelated: int, work: Path) -> dict[str, Any]:
         )
         apps.patch_namespaced_deployment_scale("burst", "bench", {"spec": {"replicas": 0}})
         result["all_gone_seconds"] = round(
-            wait(
+            stack.wait_until(
                 "pods and groups gone",
                 lambda: (
                     sampler.sample() is not None
