@@ -3,7 +3,8 @@ targets, and keep both in bench/results/ (latest.json, latest.md).
 
 Each benchmark is its own script printing one JSON object; they run one after another (the machine has two
 cores), each bounded in time. Arguments after `--` are not used; choose and size them with the environment:
-- ACINODE_BENCH_ONLY: comma-separated names to run (default: all, in the order below);
+- ACINODE_BENCH_ONLY: comma-separated names to run (default: all, in the order below); the others keep their
+  figures from the previous bench/results/latest.json;
 - emulator_rate, pod_lifecycle: ACINODE_BENCH_PODS (100), ACINODE_BENCH_UNRELATED (2000);
 - burst: ACINODE_BENCH_BURST_SIZES (100,500,1000), ACINODE_BENCH_BURST_PROFILES (zero,realistic);
 - peer: ACINODE_BENCH_PEER_SIZES (100,500,1000);
@@ -228,6 +229,10 @@ def main() -> int:
     only = {name for name in ENV.get("ACINODE_BENCH_ONLY", "").split(",") if name}
     results = BENCH / "results"
     results.mkdir(exist_ok=True)
+    if only and (results / "latest.json").exists():
+        # A partial run replaces only what it runs: the other benchmarks' last figures stay in the summary.
+        previous = json.loads((results / "latest.json").read_text())
+        summary = {**previous, **{k: v for k, v in summary.items() if k != "started"}}
     failed = False
     for name, args, timeout in benchmarks():
         if only and name not in only:
@@ -251,6 +256,7 @@ def main() -> int:
                 summary[name] = {"error": (result.stderr or result.stdout).strip().splitlines()[-5:]}
             else:
                 summary[name] = json.loads(result.stdout)
+                summary[name]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         print(f"[bench] {name} done in {time.monotonic() - began:.0f}s", file=sys.stderr, flush=True)
         # Written after each benchmark, so that a long run can be followed (and survives an interruption).
         (results / "latest.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -17,7 +17,7 @@ from azure.mgmt.containerinstance import aio as aci_aio
 from azure.mgmt.containerinstance import models
 
 from acinode import errors, settings, types
-from acinode.aci import api, counting, credentials, pipeline, ratelimit, target, translate
+from acinode.aci import api, counting, credentials, pipeline, ratelimit, target, translate, transport
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +216,8 @@ def _client_options(
         "read_timeout": aci.request_timeout_seconds,
     }
     if cloud.ca_bundle_path:
-        options["connection_verify"] = cloud.ca_bundle_path
+        # Not connection_verify=<path>: azure-core would build an SSL context, and so a connection, per request.
+        options["transport"] = transport.CaBundleTransport(cloud.ca_bundle_path)
     return options
 
 

@@ -3,8 +3,8 @@
 Gauges come from what the running units already hold: each reconciler's pod view and group listing, each keeper's
 last lease renewal and readiness. ARM requests come from each ACI client's ``ArmRequestCounter`` and are summed
 here into per-node counters that never go down, even when a node's client is rebuilt (increments made after the
-last scrape of a client that was then closed are lost). Pass durations are timed by wrapping each reconciler's
-``reconcile_once`` and ``sync_once`` when it is registered (``instrument``).
+last scrape of a client that was then closed are lost). Durations are timed by wrapping each reconciler's
+``reconcile_key`` (one work item: a pod or a group) and ``sync_once`` when it is registered (``instrument``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class OperatorMetrics:
         self.monotonic = monotonic
         self.reconcile_seconds = exposition.Histogram(
             "acinode_reconcile_duration_seconds",
-            "Duration of one reconcile pass of a virtual node (pods against container groups), in seconds.",
+            "Duration of reconciling one work item (a pod or a container group) of a virtual node, in seconds.",
         )
         self.sync_seconds = exposition.Histogram(
             "acinode_status_sync_duration_seconds",
@@ -43,20 +43,20 @@ class OperatorMetrics:
     # --- instrumentation ----------------------------------------------------------------------------------
 
     def instrument(self, pod_reconciler: reconciler.NodePodReconciler) -> None:
-        """Time the reconciler's passes (called for each reconciler put into ``Services.reconcilers``)."""
+        """Time the reconciler's work (called for each reconciler put into ``Services.reconcilers``)."""
         node = str(pod_reconciler.where.node_name)
-        reconcile_once = pod_reconciler.reconcile_once
+        reconcile_key = pod_reconciler.reconcile_key
         sync_once = pod_reconciler.sync_once
 
-        async def timed_reconcile() -> None:
-            await self._timed(reconcile_once, self.reconcile_seconds, node)
+        async def timed_reconcile(key: reconciler.WorkKey) -> None:
+            await self._timed(lambda: reconcile_key(key), self.reconcile_seconds, node)
 
         async def timed_sync() -> int:
             transitions: int = await self._timed(sync_once, self.sync_seconds, node)
             self._in_transition[node] = transitions
             return transitions
 
-        pod_reconciler.reconcile_once = timed_reconcile  # type: ignore[method-assign]
+        pod_reconciler.reconcile_key = timed_reconcile  # type: ignore[method-assign]
         pod_reconciler.sync_once = timed_sync  # type: ignore[method-assign]
 
     async def _timed(
@@ -82,7 +82,12 @@ class OperatorMetrics:
         orphans = exposition.Family(
             "acinode_orphan_container_groups",
             "gauge",
-            "Container groups of each virtual node whose pod is gone (deleted by the next reconcile pass).",
+            "Container groups of each virtual node whose pod is gone (queued for deletion by each listing).",
+        )
+        queued = exposition.Family(
+            "acinode_work_queue_depth",
+            "gauge",
+            "Pods and container groups of each virtual node waiting to be reconciled (not counting those in hand).",
         )
         transition = exposition.Family(
             "acinode_container_groups_in_transition",
@@ -104,7 +109,8 @@ class OperatorMetrics:
                 groups.add(count, node=node, provisioning_state=state)
             orphans.add(_orphans(node_reconciler), node=node)
             transition.add(self._in_transition.get(node, 0), node=node)
-        families = [pods, groups, orphans, transition, self._arm_family(reconcilers)]
+            queued.add(len(node_reconciler.queue), node=node)
+        families = [pods, groups, orphans, transition, queued, self._arm_family(reconcilers)]
         families += self._node_families(keepers)
         families += [self.reconcile_seconds.family(), self.sync_seconds.family()]
         families.append(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import certifi
 import pytest
 from azure.identity import aio as identity
 
@@ -172,7 +173,7 @@ def emulator_target(endpoint: str) -> target.AciTarget:
         SUBSCRIPTION,
         RESOURCE_GROUP,
         "westeurope",
-        cloud=target.custom_cloud(endpoint, ca_bundle_path="/tmp/ca.pem"),
+        cloud=target.custom_cloud(endpoint, ca_bundle_path=certifi.where()),
         credential=target.StaticToken("t"),
     )
 

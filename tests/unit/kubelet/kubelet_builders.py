@@ -189,12 +189,14 @@ class FakeReviewer:
 
 @dataclasses.dataclass
 class FakeNode:
-    """What the kubelet reads of a node's pod reconciler: ``aci``, ``view.pods``, ``where.node_name``."""
+    """What the kubelet and the metrics read of a node's pod reconciler: ``aci``, ``view.pods``,
+    ``where.node_name``, ``groups``, ``queue``."""
 
     aci: FakeAci
     where: placement.GroupPlacement
     view: Any = dataclasses.field(default_factory=lambda: pytypes.SimpleNamespace(pods={}, synced=True))
     groups: dict[str, Any] = dataclasses.field(default_factory=dict)
+    queue: list[Any] = dataclasses.field(default_factory=list)
 
     def add(self, pod: dict[str, Any]) -> dict[str, Any]:
         self.view.pods[pod["metadata"]["uid"]] = pod

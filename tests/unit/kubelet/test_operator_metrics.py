@@ -102,6 +102,23 @@ def test_groups_by_state_and_orphans_whose_pod_is_gone() -> None:
     assert value(families, "acinode_orphan_container_groups", node="vn-1") == 1
 
 
+def test_the_work_queue_depth_is_the_number_of_keys_waiting() -> None:
+    node = fake_node()
+    assert (
+        value(
+            collector.OperatorMetrics().collect(fake_services(node)), "acinode_work_queue_depth", node="vn-1"
+        )
+        == 0
+    )
+    node.queue.extend(["pod-a", "pod-b", "group-x"])
+    assert (
+        value(
+            collector.OperatorMetrics().collect(fake_services(node)), "acinode_work_queue_depth", node="vn-1"
+        )
+        == 3
+    )
+
+
 def test_no_orphans_are_reported_before_the_pod_view_has_listed() -> None:
     node = fake_node()
     node.view.synced = False
@@ -142,8 +159,8 @@ async def test_instrumented_passes_are_timed_per_node() -> None:
     class Reconciler:
         where = pytypes.SimpleNamespace(node_name="vn-1")
 
-        async def reconcile_once(self) -> None:
-            calls.append("reconcile")
+        async def reconcile_key(self, key: object) -> None:
+            calls.append(f"reconcile {key}")
 
         async def sync_once(self) -> int:
             calls.append("sync")
@@ -153,9 +170,9 @@ async def test_instrumented_passes_are_timed_per_node() -> None:
     svc = fake_services()
     svc.reconcilers.listeners.append(metrics.instrument)
     svc.reconcilers["vn-1"] = reconciler
-    await reconciler.reconcile_once()
+    await reconciler.reconcile_key("pod-1")
     assert await reconciler.sync_once() == 4
-    assert calls == ["reconcile", "sync"]
+    assert calls == ["reconcile pod-1", "sync"]
     assert metrics.reconcile_seconds.count(node="vn-1") == 1
     families = [metrics.reconcile_seconds.family(), metrics.sync_seconds.family()]
     assert value(families, "acinode_reconcile_duration_seconds_sum", node="vn-1") == pytest.approx(0.25)
