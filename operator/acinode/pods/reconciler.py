@@ -123,6 +123,7 @@ class NodePodReconciler:
         """Our PUTs (summary) and DELETEs (None) by completion time: a listing that began before one completed
         may not show it, and must not undo it (a PUT undone would be sent again)."""
         self._looks: dict[types.ContainerGroupName, LookState] = {}
+        self._listing_began = -float("inf")
 
     @property
     def own_tags(self) -> dict[str, str]:
@@ -165,7 +166,7 @@ class NodePodReconciler:
     async def refresh_groups(self) -> list[api.GroupSummary]:
         """One list call: which of our groups exist, and which are still provisioning. Our writes that completed
         after the call began are laid over its answer, which may predate them."""
-        began = time.monotonic()
+        began = self._listing_began = time.monotonic()
         summaries = await self.aci.list_groups(self.own_tags)
         listed = {s.name: s for s in summaries if tags.is_managed_group(s.tags, self.where.cluster_id)}
         for name, (completed, written) in list(self._writes.items()):
@@ -409,9 +410,12 @@ class NodePodReconciler:
     async def sync_once(self) -> int:
         """List our groups, then GET those in transition that are due a look (those the listing shows deployed
         first) plus a slice of the steady ones. Returns how many groups are in transition (the caller polls
-        faster while any are)."""
-        await self.refresh_groups()
+        faster while any are). A pass woken early (a group was just created) reuses a listing under
+        ``fast_sync_seconds`` old: in a burst, listings of every group would otherwise run back to back."""
         now = time.monotonic()
+        if not self.groups_listed or now - self._listing_began >= self.settings.fast_sync_seconds:
+            await self.refresh_groups()
+            now = time.monotonic()
         due: list[tuple[bool, float, objects.Pod, types.ContainerGroupName]] = []
         in_transition = 0
         steady: list[tuple[objects.Pod, types.ContainerGroupName]] = []
