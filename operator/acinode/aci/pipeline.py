@@ -3,8 +3,8 @@
 Order in the SDK's async pipeline: … → ``TransientRetryPolicy`` → bearer token → ``ThrottlingPolicy`` →
 transport. So every attempt (first send, transient retry, LRO poll, next page) waits for its budget and is
 counted, and the throttling policy alone decides what a 429 means: the SDK's own retry loop would resend
-blindly (up to 10 times for any response carrying Retry-After), whereas ours pauses the whole client and gives
-up after a budget.
+blindly (up to 10 times for any response carrying Retry-After), whereas ours pauses every request of the same
+kind (reads, or writes) on the subscription's limiter and gives up after a budget.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ THROTTLED = 429
 
 
 class ThrottlingPolicy(AsyncHTTPPolicy[HttpRequest, AsyncHttpResponse]):
-    """Waits for the rate budget before each attempt, counts it, and handles 429 for the whole client."""
+    """Waits for the rate budget before each attempt, counts it, and pauses its kind of request on a 429."""
 
     def __init__(
         self,
@@ -62,7 +62,7 @@ class ThrottlingPolicy(AsyncHTTPPolicy[HttpRequest, AsyncHttpResponse]):
                 return response
             asked = ratelimit.retry_after_seconds(response.http_response.headers)
             pause = asked if asked else self._default_pause_seconds * 2**throttled
-            self._limiter.pause(pause)
+            self._limiter.pause(pause, budgets)
             throttled += 1
             logger.warning(
                 "ARM answered 429",
@@ -71,7 +71,7 @@ class ThrottlingPolicy(AsyncHTTPPolicy[HttpRequest, AsyncHttpResponse]):
             if throttled > self._throttle_retries:
                 raise errors.ThrottledError(
                     f"ARM throttled {operation} {throttled} times in a row",
-                    retry_after_seconds=max(pause, self._limiter.paused_for()),
+                    retry_after_seconds=max(pause, self._limiter.paused_for(budgets)),
                 )
 
 

@@ -6,8 +6,10 @@ from ``write`` and ``create``). Buckets hand out *reservations* (GCRA): a caller
 send, so waiting callers go in arrival order and a caller whose turn is too far away fails fast with
 ``ThrottledError`` instead of queueing for minutes.
 
-When ARM answers 429 anyway, ``pause`` stops the whole limiter for the Retry-After the server asked for (all
-callers wait, nothing is dropped) and empties the buckets, so work resumes at the refill rate, not in a burst.
+When ARM answers 429 anyway, ``pause`` stops the budgets the throttled request counted against for the
+Retry-After the server asked for (their callers wait, nothing is dropped) and empties those buckets, so work
+resumes at the refill rate, not in a burst. ARM keeps separate read and write limits per subscription, so a
+throttled GET holds every read but not the PUTs and DELETEs of a burst, and a throttled PUT holds every write.
 
 No SDK here, and time comes from an injectable ``Clock`` so tests run on virtual time.
 """
@@ -105,7 +107,7 @@ class TokenBucket:
 
 
 class ArmRateLimiter:
-    """Budgets for one ARM subscription, plus the shared pause after a 429. Share one per subscription."""
+    """Budgets for one ARM subscription, plus the pauses a 429 asks for. Share one per subscription."""
 
     def __init__(
         self,
@@ -117,7 +119,7 @@ class ArmRateLimiter:
         self._buckets = dict(buckets)
         self._max_queue_seconds = max_queue_seconds
         self._clock: Clock = clock or MonotonicClock()
-        self._paused_until = -math.inf
+        self._paused_until: dict[Budget, float] = dict.fromkeys(self._buckets, -math.inf)
         self.queued = 0
         """Callers waiting right now (for a token or for the pause)."""
         self.rejected = 0
@@ -140,21 +142,28 @@ class ArmRateLimiter:
     def clock(self) -> Clock:
         return self._clock
 
-    def paused_for(self) -> float:
-        """Seconds left of the pause a 429 asked for (0 when not paused)."""
-        return max(0.0, self._paused_until - self._clock.now())
+    def paused_for(self, budgets: Iterable[Budget] | None = None) -> float:
+        """Seconds left of the longest pause on ``budgets`` (all by default) that a 429 asked for; 0 if none."""
+        return max(0.0, self._pause_end(budgets) - self._clock.now())
 
     def tokens(self, budget: Budget) -> float:
         return self._buckets[budget].tokens(self._clock.now())
 
-    def pause(self, seconds: float) -> None:
-        """The server asked everybody to wait ``seconds``: hold every caller until then, refill slowly."""
+    def pause(self, seconds: float, budgets: Iterable[Budget] | None = None) -> None:
+        """The server asked callers of ``budgets`` (all by default: the budgets of the throttled request) to
+        wait ``seconds``: hold them until then, and refill those buckets slowly."""
+        chosen = [b for b in (self._buckets if budgets is None else budgets) if b in self._buckets]
         until = self._clock.now() + max(0.0, seconds)
-        if until > self._paused_until:
-            self._paused_until = until
-            logger.info("pausing every ARM request", extra={"pause_seconds": seconds})
-        for bucket in self._buckets.values():
-            bucket.empty_until(until)
+        for budget in chosen:
+            self._paused_until[budget] = max(self._paused_until[budget], until)
+            self._buckets[budget].empty_until(until)
+        logger.info(
+            "pausing ARM requests", extra={"pause_seconds": seconds, "budgets": [b.value for b in chosen]}
+        )
+
+    def _pause_end(self, budgets: Iterable[Budget] | None) -> float:
+        chosen = self._buckets if budgets is None else budgets
+        return max((self._paused_until[b] for b in chosen if b in self._paused_until), default=-math.inf)
 
     async def acquire(self, budgets: Iterable[Budget]) -> None:
         """Wait until a request counting against ``budgets`` may be sent.
@@ -162,14 +171,16 @@ class ArmRateLimiter:
         Raises ``ThrottledError`` at once, without consuming anything, when that moment (or the end of a
         pause) is more than ``max_queue_seconds`` away; its ``retry_after_seconds`` says when to try again.
         """
-        chosen = [self._buckets[b] for b in budgets if b in self._buckets]
+        budgets = [b for b in budgets if b in self._buckets]
+        chosen = [self._buckets[b] for b in budgets]
         self.queued += 1
         try:
             while True:
                 now = self._clock.now()
-                if self._paused_until > now:
-                    self._check_wait(self._paused_until - now, "paused after a 429")
-                    await self._clock.sleep(self._paused_until - now)
+                paused_until = self._pause_end(budgets)
+                if paused_until > now:
+                    self._check_wait(paused_until - now, "paused after a 429")
+                    await self._clock.sleep(paused_until - now)
                     continue
                 send_at = max((bucket.reserve(now) for bucket in chosen), default=now)
                 wait = send_at - now
@@ -179,9 +190,9 @@ class ArmRateLimiter:
                     self._check_wait(wait, "client-side rate budget exhausted")
                 if wait > 0:
                     await self._clock.sleep(wait)
-                # A 429 may have paused everybody while we queued: then wait it out and take fresh tokens,
+                # A 429 may have paused our budgets while we queued: then wait it out and take fresh tokens,
                 # which the pause spaced out, rather than all firing together when it ends.
-                if self._paused_until <= self._clock.now():
+                if self._pause_end(budgets) <= self._clock.now():
                     return
         finally:
             self.queued -= 1

@@ -122,6 +122,28 @@ async def test_a_pause_longer_than_the_queue_limit_fails_callers_at_once(clock) 
     assert limiter.paused_for() == pytest.approx(60.0)
 
 
+async def test_a_pause_on_some_budgets_holds_only_their_callers(clock) -> None:
+    limiter = ratelimit.ArmRateLimiter(
+        {budget: ratelimit.TokenBucket(2.0, 5) for budget in (Budget.READ, Budget.WRITE, Budget.CREATE)},
+        max_queue_seconds=30.0,
+        clock=clock,
+    )
+    limiter.pause(10.0, [ratelimit.Budget.READ])
+    assert limiter.paused_for([ratelimit.Budget.READ]) == pytest.approx(10.0)
+    assert limiter.paused_for([ratelimit.Budget.WRITE, ratelimit.Budget.CREATE]) == 0.0
+    assert limiter.paused_for() == pytest.approx(10.0)  # any budget
+
+    async def send(budgets: list[ratelimit.Budget]) -> float:
+        await limiter.acquire(budgets)
+        return float(clock.elapsed())
+
+    write, read = await clock.run(
+        send([ratelimit.Budget.WRITE, ratelimit.Budget.CREATE]), send([ratelimit.Budget.READ])
+    )
+    assert write == 0.0
+    assert read == 10.0
+
+
 def test_default_budgets_stay_under_aci_create_limits() -> None:
     aci = settings.AciSettings()
     # At most burst + rate × window creates in any window: ACI allows 100 per 5 min and 300 per hour.

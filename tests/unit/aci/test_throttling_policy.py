@@ -100,7 +100,8 @@ async def test_without_retry_after_the_pause_doubles(clock, limiter, counter) ->
     assert arm.times() == [0.0, 5.0, 15.0, 35.0]
 
 
-async def test_a_429_pauses_every_other_caller_too(clock, limiter, counter) -> None:
+async def test_a_throttled_read_holds_every_read_but_not_the_writes(clock, limiter, counter) -> None:
+    """ARM limits reads and writes separately: a burst's PUTs must not wait out a GET's 429."""
     arm = ScriptedArm(clock, then((429, {"Retry-After": "20"})))
     policy = policy_over(arm, limiter, counter)
 
@@ -109,10 +110,35 @@ async def test_a_429_pauses_every_other_caller_too(clock, limiter, counter) -> N
         await policy.send(request(method, url))
         return float(clock.elapsed())
 
-    results = await clock.run(policy.send(request()), later("GET", LIST_URL), later("PUT", GROUP_URL))
-    # The first call drew the 429 at t=0; calls made during the pause waited for its end, reads and writes.
-    assert all(t >= 20.0 for t in results[1:])
-    assert min(t for t, _, _ in arm.sent[1:]) >= 20.0
+    async def first(method: str, url: str) -> float:
+        await policy.send(request(method, url))
+        return float(clock.elapsed())
+
+    results = await clock.run(
+        first("GET", GROUP_URL), later("GET", LIST_URL), later("PUT", GROUP_URL), later("DELETE", GROUP_URL)
+    )
+    first_read, other_read, put, delete = results
+    assert first_read >= 20.0 and other_read >= 20.0  # reads made during the pause waited for its end
+    assert put == delete == 1.0  # writes went at once
+
+
+async def test_a_throttled_write_holds_every_write_but_not_the_reads(clock, limiter, counter) -> None:
+    arm = ScriptedArm(clock, then((429, {"Retry-After": "20"})))
+    policy = policy_over(arm, limiter, counter)
+
+    async def later(method: str, url: str) -> float:
+        await clock.sleep(1.0)
+        await policy.send(request(method, url))
+        return float(clock.elapsed())
+
+    async def first(method: str, url: str) -> float:
+        await policy.send(request(method, url))
+        return float(clock.elapsed())
+
+    results = await clock.run(first("PUT", GROUP_URL), later("DELETE", GROUP_URL), later("GET", LIST_URL))
+    first_put, delete, read = results
+    assert first_put >= 20.0 and delete >= 20.0
+    assert read == 1.0
 
 
 async def test_steady_load_within_the_budget_never_draws_a_429(clock, limiter, counter) -> None:
