@@ -23,11 +23,8 @@ import base64
 import contextlib
 import ctypes
 import dataclasses
-import hashlib
 import json
 import os
-import re
-import shutil
 import signal
 import socket
 import ssl
@@ -42,18 +39,23 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# tests/, for support.gobuild when this file is run as a script
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pki
+
+from support import gobuild
 
 SOURCE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = SOURCE_DIR.parent.parent
 KUBE_VERSION = "v1.37.2"
 MIN_GO = (1, 26)
+LOG_LABEL = "controlplane"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 SERVICE_CIDR = "10.0.0.0/24"
 
 
 def log(message: str) -> None:
-    print(f"[controlplane {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    gobuild.log(LOG_LABEL, message)
 
 
 class ControlPlaneError(RuntimeError):
@@ -67,63 +69,36 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ACINODE_KUBE_CACHE", REPO_ROOT / ".cache" / "kube")) / KUBE_VERSION
 
 
+def _binary() -> gobuild.GoBinary:
+    return gobuild.GoBinary(
+        path=cache_dir() / "kube",
+        module_dir=SOURCE_DIR,
+        package=".",
+        ldflags=(
+            f"-s -w -X k8s.io/component-base/version.gitVersion={KUBE_VERSION} "
+            f"-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 "
+            "-X k8s.io/component-base/version.gitTreeState=clean"
+        ),
+        sources=tuple(sorted([*SOURCE_DIR.glob("*.go"), SOURCE_DIR / "go.mod", SOURCE_DIR / "go.sum"])),
+        # No digest_extras: the ldflags only stamp KUBE_VERSION, which already names the cache folder.
+        description=f"the Kubernetes {KUBE_VERSION} control plane",
+        log_label=LOG_LABEL,
+        min_go=MIN_GO,
+        expected_duration="first build: 10-25 min on 2 cores",
+        go_hint="or set ACINODE_TEST_KUBECONFIG to use an existing cluster",
+    )
+
+
 def source_digest() -> str:
-    digest = hashlib.sha256()
-    for path in sorted([*SOURCE_DIR.glob("*.go"), SOURCE_DIR / "go.mod", SOURCE_DIR / "go.sum"]):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def _check_go() -> str:
-    go = shutil.which("go")
-    if go is None:
-        raise ControlPlaneError(
-            f"Go is not installed: building the control plane needs Go >= {MIN_GO[0]}.{MIN_GO[1]} "
-            "(https://go.dev/doc/install), or set ACINODE_TEST_KUBECONFIG to use an existing cluster."
-        )
-    out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=True).stdout.strip()
-    match = re.match(r"go(\d+)\.(\d+)", out)
-    if not match or (int(match[1]), int(match[2])) < MIN_GO:
-        raise ControlPlaneError(
-            f"{out or 'go'} is too old: Kubernetes {KUBE_VERSION} needs Go >= {MIN_GO[0]}.{MIN_GO[1]}."
-        )
-    return go
+    return _binary().digest()
 
 
 def build(force: bool = False) -> Path:
     """Return the control-plane binary, building it first if it is missing or its sources changed."""
-    target = cache_dir() / "kube"
-    stamp = cache_dir() / "kube.source"
-    digest = source_digest()
-    if not force and target.exists() and stamp.exists() and stamp.read_text().strip() == digest:
-        return target
-    go = _check_go()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    log(f"building Kubernetes {KUBE_VERSION} control plane into {target} (first build: 10-25 min on 2 cores)")
-    ldflags = (
-        f"-s -w -X k8s.io/component-base/version.gitVersion={KUBE_VERSION} "
-        f"-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 "
-        "-X k8s.io/component-base/version.gitTreeState=clean"
-    )
-    started = time.monotonic()
-    cmd = [go, "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", str(target) + ".tmp", "."]
-    proc = subprocess.Popen(cmd, cwd=SOURCE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    packages, tail, last_report = 0, [], time.monotonic()
-    for line in proc.stdout:
-        tail = [*tail[-40:], line.rstrip()]
-        if not line.startswith((" ", "#", "go:")):
-            packages += 1
-        if time.monotonic() - last_report >= 20:
-            last_report = time.monotonic()
-            log(f"  still building: {packages} packages compiled, {time.monotonic() - started:.0f}s elapsed")
-    if proc.wait() != 0:
-        raise ControlPlaneError("go build failed:\n" + "\n".join(tail))
-    os.replace(str(target) + ".tmp", target)
-    stamp.write_text(digest + "\n")
-    log(f"built {target} in {time.monotonic() - started:.0f}s ({packages} packages)")
-    return target
+    try:
+        return _binary().build(force=force)
+    except gobuild.GoBuildError as err:
+        raise ControlPlaneError(str(err)) from err
 
 
 # --- Run --------------------------------------------------------------------------------------------------
