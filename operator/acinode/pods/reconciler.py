@@ -63,6 +63,7 @@ class LookState:
     at: float
     unchanged: int = 0
     provisioning_state: str | None = None
+    """The group's provisioningState in the listing at the time of the look."""
 
 
 @dataclasses.dataclass
@@ -472,10 +473,13 @@ class NodePodReconciler:
             )
             previous = self._looks.get(name)
             unchanged = status == current.get("status")
+            listed = self.groups.get(name)
             self._looks[name] = LookState(
                 at=time.monotonic(),
                 unchanged=(previous.unchanged + 1 if previous and unchanged else 0),
-                provisioning_state=group.provisioning_state,
+                # What the listing said when we looked (not the GET's answer, which may be newer than the
+                # listing): a later listing that says otherwise makes the group due again at once.
+                provisioning_state=listed.provisioning_state if listed else group.provisioning_state,
             )
             await self._patch_status(current, status)
             for event in events.pod_events_from_container_group(group, current):
