@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import ssl
+import time
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -12,14 +14,22 @@ from contract import emulated
 API_VERSION = "2023-05-01"
 
 
-def _get(emulator: emulated.Emulator, path: str) -> Any:
+def _get(emulator: emulated.Emulator, path: str, attempts: int = 10) -> Any:
+    """GET, waiting out 429s as ``az`` does (Retry-After), for when a test's fault rules throttle reads."""
     request = urllib.request.Request(
         f"{emulator.url}{path}{'&' if '?' in path else '?'}api-version={API_VERSION}",
         headers={"Authorization": f"Bearer {emulator.token}"},
     )
     context = ssl.create_default_context(cafile=emulator.ca_file)
-    with urllib.request.urlopen(request, context=context, timeout=10) as response:
-        return json.loads(response.read())
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=10) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            if err.code != 429 or attempt == attempts - 1:
+                raise
+            time.sleep(float(err.headers.get("Retry-After") or 1))  # the server's own pacing
+    raise AssertionError("unreachable")
 
 
 def _groups_path(resource_group: str) -> str:
