@@ -93,13 +93,15 @@ class ConfigurationError(AcinodeError):
 
 
 class FieldProblem:
-    """One offending field of a spec the mapping cannot express, with a human reason."""
+    """One offending field of a spec the mapping cannot express, with a human reason. ``missing_object``: the
+    field names a Secret, ConfigMap or service account that does not exist (yet): a kubelet waits for it."""
 
-    __slots__ = ("path", "reason")
+    __slots__ = ("missing_object", "path", "reason")
 
-    def __init__(self, path: str, reason: str) -> None:
+    def __init__(self, path: str, reason: str, *, missing_object: bool = False) -> None:
         self.path = path
         self.reason = reason
+        self.missing_object = missing_object
 
     def __repr__(self) -> str:
         return f"FieldProblem({self.path!r}, {self.reason!r})"
@@ -121,3 +123,9 @@ class UnsupportedPodSpecError(AcinodeError):
     def __init__(self, problems: list[FieldProblem]) -> None:
         self.problems = list(problems)
         super().__init__("; ".join(str(p) for p in self.problems) or "unsupported pod spec")
+
+    @property
+    def only_missing_objects(self) -> bool:
+        """Every problem is an object that may yet be created (a new namespace's kube-root-ca.crt, a Secret
+        applied after the Deployment): retried, as a kubelet retries, rather than refused."""
+        return bool(self.problems) and all(p.missing_object for p in self.problems)

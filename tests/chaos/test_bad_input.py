@@ -27,7 +27,8 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 class Case:
     id: str
     outcome: str
-    """``api`` (refused on create), ``provider`` (ProviderFailed + Event), ``runs`` (hostile but valid: Running),
+    """``api`` (refused on create), ``provider`` (ProviderFailed + Event), ``waits`` (a referenced object is
+    missing: CreateContainerConfigError + Event, retried), ``runs`` (hostile but valid: Running),
     ``vn`` (a VirtualNode whose Ready condition says why it cannot work)."""
     body: dict[str, Any]
     fragment: str
@@ -189,11 +190,13 @@ def cases() -> list[Case]:
             if key.startswith("missing")
             else key
         )
-        out.append(Case(f"provider-volume-{slug}", "provider", with_volume(f"vol-{slug}", volume), fragment))
+        # A missing Secret or ConfigMap may yet be created: the pod waits for it (CreateContainerConfigError).
+        outcome = "waits" if key.startswith("missing") else "provider"
+        out.append(Case(f"provider-volume-{slug}", outcome, with_volume(f"vol-{slug}", volume), fragment))
         out.append(
             Case(
                 f"provider-volume-{slug}-init",
-                "provider",
+                outcome,
                 with_volume(f"vol-{slug}-init", volume, init=True),
                 fragment,
             )
@@ -247,6 +250,7 @@ def cases() -> list[Case]:
         "huge-cpu": {"resources": {"requests": {"cpu": "64"}}},
         "huge-memory": {"resources": {"requests": {"memory": "1Ti"}}},
     }
+    waits_for_objects = {"secretKeyRef", "configMapKeyRef", "envFrom-secret", "envFrom-configmap"}
     fragments = {
         "envFrom-secret": "no-such-secret",
         "envFrom-configmap": "no-such-configmap",
@@ -262,7 +266,7 @@ def cases() -> list[Case]:
         out.append(
             Case(
                 f"provider-container-{slug}",
-                "provider",
+                "waits" if key in waits_for_objects else "provider",
                 pod(f"cf-{slug}", containers=[container(**fields)]),
                 fragments.get(key, key),
             )
@@ -453,6 +457,9 @@ def test_bad_input_table(stack: ChaosStack) -> None:
         if p.status.reason == "ProviderFailed":
             events = events_for(core, ns, name)
             return "provider: " + " | ".join(events) if events else None
+        if "CreateContainerConfigError" in waiting:
+            events = events_for(core, ns, name)
+            return "waits: " + " | ".join(events) if events else None
         if waiting and set(waiting) & {"ErrImagePull", "ImagePullBackOff", "InvalidImageName"}:
             return f"image: {waiting}"
         if p.status.phase == "Running":

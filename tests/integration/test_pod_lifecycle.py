@@ -218,6 +218,40 @@ def test_unsupported_spec_shows_provider_failed_naming_every_field(
     assert "tcpSocket" in events[0].message
 
 
+def test_a_pod_waits_for_a_secret_created_after_it_then_runs(
+    ready_node: dict[str, Any], core_v1: client.CoreV1Api, namespace: str
+) -> None:
+    """A missing Secret is not a spec error: the pod waits, as with a kubelet, and runs once it exists."""
+    body = pod_on(ready_node, "late-secret", {"envFrom": [{"secretRef": {"name": "applied-later"}}]})
+    core_v1.create_namespaced_pod(namespace, body)
+
+    def waiting_reason() -> str | None:
+        pod = read_pod(core_v1, namespace, "late-secret")
+        statuses = (pod.status.container_statuses if pod else None) or []
+        return next((s.state.waiting.reason for s in statuses if s.state and s.state.waiting), None)
+
+    wait_until(lambda: waiting_reason() == "CreateContainerConfigError", 30, "CreateContainerConfigError")
+    pod = read_pod(core_v1, namespace, "late-secret")
+    assert pod is not None and pod.status.phase == "Pending" and pod.status.reason != "ProviderFailed"
+    wait_until(
+        lambda: any(
+            "applied-later" in (e.message or "") for e in events_of(core_v1, namespace, "late-secret")
+        ),
+        10,
+        "an Event naming the missing Secret",
+    )
+    core_v1.create_namespaced_secret(
+        namespace, client.V1Secret(metadata=client.V1ObjectMeta(name="applied-later"), string_data={"K": "v"})
+    )
+    wait_until(
+        lambda: (
+            (p := read_pod(core_v1, namespace, "late-secret")) is not None and p.status.phase == "Running"
+        ),
+        90,
+        "Running once the Secret exists",
+    )
+
+
 def test_operator_killed_during_scale_up_converges_without_duplicates_or_orphans(
     ready_node: dict[str, Any],
     core_v1: client.CoreV1Api,

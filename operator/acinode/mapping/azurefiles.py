@@ -26,7 +26,7 @@ def _share(
 ) -> models.AzureFileVolume | None:
     secret = refs.secrets.get(secret_name)
     if secret is None:
-        found.add(path, f"Secret {secret_name!r} not found")
+        found.add(path, f"Secret {secret_name!r} not found", missing_object=True)
         return None
     data = references.secret_data(secret)
     missing = [key for key in (AZURE_ACCOUNT_NAME_KEY, AZURE_ACCOUNT_KEY_KEY) if key not in data]

@@ -87,7 +87,11 @@ def _env_from(
             config_map = ctx.refs.config_maps.get(ref.get("name", ""))
             if config_map is None:
                 if not ref.get("optional", False):
-                    found.add(f"{source_path}.configMapRef", f"ConfigMap {ref.get('name')!r} not found")
+                    found.add(
+                        f"{source_path}.configMapRef",
+                        f"ConfigMap {ref.get('name')!r} not found",
+                        missing_object=True,
+                    )
                 continue
             for key, value in config_map.get("data", {}).items():
                 if _is_env_name(prefix + key):
@@ -97,7 +101,11 @@ def _env_from(
             secret = ctx.refs.secrets.get(ref.get("name", ""))
             if secret is None:
                 if not ref.get("optional", False):
-                    found.add(f"{source_path}.secretRef", f"Secret {ref.get('name')!r} not found")
+                    found.add(
+                        f"{source_path}.secretRef",
+                        f"Secret {ref.get('name')!r} not found",
+                        missing_object=True,
+                    )
                 continue
             for key, raw in references.secret_data(secret).items():
                 text = _text(raw, problems.key_path(f"{source_path}.secretRef", key), found)
@@ -119,7 +127,7 @@ def _key_value(
     optional = selector.get("optional", False)
     if data is None:
         if not optional:
-            found.add(path, f"{kind} {name!r} not found")
+            found.add(path, f"{kind} {name!r} not found", missing_object=True)
         return None
     if key not in data:
         if not optional:

@@ -128,6 +128,27 @@ def pod_status_for_image_pull_failure(
     )
 
 
+def pod_status_for_missing_references(
+    pod: objects.Pod, *, message: str, now: datetime.datetime
+) -> objects.PodStatus:
+    """Pending, every container waiting in ``CreateContainerConfigError`` (as a kubelet shows a pod whose Secret or
+    ConfigMap does not exist yet), with the missing objects named."""
+    spec = pod.get("spec", {})
+    waiting = {
+        c.get("name", ""): ("CreateContainerConfigError", message)
+        for c in [*spec.get("initContainers", []), *spec.get("containers", [])]
+    }
+    return _not_running_status(
+        pod,
+        now=now,
+        phase=conditions.PENDING,
+        reason=None,
+        message=None,
+        container_reasons=waiting,
+        default_reason=("ContainerCreating", None),
+    )
+
+
 def pod_status_for_quota_failure(
     pod: objects.Pod, *, code: str, message: str, now: datetime.datetime
 ) -> objects.PodStatus:

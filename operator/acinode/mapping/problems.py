@@ -15,8 +15,8 @@ class Problems:
     def __init__(self) -> None:
         self._items: list[errors.FieldProblem] = []
 
-    def add(self, path: str, reason: str) -> None:
-        problem = errors.FieldProblem(path, reason)
+    def add(self, path: str, reason: str, *, missing_object: bool = False) -> None:
+        problem = errors.FieldProblem(path, reason, missing_object=missing_object)
         if problem not in self._items:
             self._items.append(problem)
 

@@ -103,7 +103,7 @@ def _key_files(
     optional = source.get("optional", False)
     if data is None:
         if not optional:
-            found.add(path, f"{kind} {name!r} not found")
+            found.add(path, f"{kind} {name!r} not found", missing_object=True)
         return {}
     items = source.get("items")
     if not items:
@@ -215,7 +215,11 @@ def _token_file(
     token = ctx.refs.service_account_tokens.get(audience)
     file_name = _file_path(projection.get("path", ""), f"{path}.path", found)
     if token is None:
-        found.add(path, f"no service-account token was obtained for audience {audience or '(default)'!r}")
+        found.add(
+            path,
+            f"no service-account token was obtained for audience {audience or '(default)'!r}",
+            missing_object=True,
+        )
         return {}
     return {file_name: token.encode()} if file_name is not None else {}
 

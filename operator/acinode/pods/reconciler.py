@@ -35,6 +35,7 @@ from acinode.pods import references, view, workqueue
 logger = logging.getLogger(__name__)
 JsonObject = client.JsonObject
 TERMINAL_PHASES = ("Succeeded", "Failed")
+REFERENCE_RETRY_MAX_SECONDS = 60.0
 
 
 def utc_now() -> datetime.datetime:
@@ -266,7 +267,10 @@ class NodePodReconciler:
             group = pod_mapping.container_group_from_pod(pod, self.where, refs)
             summary = await self.aci.create_or_update(name, group)
         except errors.UnsupportedPodSpecError as err:
-            await self._refuse(pod, memory, err, now)
+            if err.only_missing_objects:
+                await self._await_references(pod, memory, err, now)
+            else:
+                await self._refuse(pod, memory, err, now)
             return
         except errors.InvalidRequestError as err:
             problem = errors.FieldProblem("spec", f"ACI refused the container group ({err.code}): {err}")
@@ -300,6 +304,23 @@ class NodePodReconciler:
         self._looks.pop(name, None)
         self.sync_soon.set()
         logger.info("container group submitted", extra={**self._log(pod), "container_group": name})
+
+    async def _await_references(
+        self, pod: objects.Pod, memory: PodMemory, err: errors.UnsupportedPodSpecError, now: datetime.datetime
+    ) -> None:
+        """A referenced Secret, ConfigMap or service account does not exist yet: wait and retry (1, 2, 4 … 60 s),
+        as a kubelet does, instead of refusing a pod that will work once its references are created."""
+        memory.failures += 1
+        delay = min(REFERENCE_RETRY_MAX_SECONDS, 2.0 ** (memory.failures - 1))
+        memory.retry_at = time.monotonic() + delay
+        self.queue.add_after(PodKey(pod["metadata"]["uid"]), delay)
+        logger.info("waiting for referenced objects: %s", err, extra=self._log(pod))
+        await self._patch_status(
+            pod, failures.pod_status_for_missing_references(pod, message=str(err), now=now)
+        )
+        await self._post(
+            pod, events.pod_event(pod, reason="Failed", message=f"Error: {err}", now=now), memory
+        )
 
     async def _refuse(
         self, pod: objects.Pod, memory: PodMemory, err: errors.UnsupportedPodSpecError, now: datetime.datetime

@@ -5,9 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from mapping_builders import config_map, container, first_container, group, pod, problems, refs, secret
+from mapping_builders import (
+    config_map,
+    container,
+    first_container,
+    group,
+    pod,
+    problems,
+    refs,
+    secret,
+    vnet_placement,
+)
 
-from acinode.mapping import env, options, services
+from acinode import errors
+from acinode.mapping import env, options, pods, services
 
 pytestmark = pytest.mark.timeout(2)
 
@@ -328,3 +339,30 @@ def test_service_variables_have_the_lowest_precedence_but_expand() -> None:
     assert variables["DB"] == "10.0.0.42:5432"
     assert variables["SHOP_DB_PORT"] == "tcp://10.0.0.42:5432"
     assert body["command"] == ["app", "--api=10.0.0.1"]
+
+
+def refusal(the_pod: Any) -> errors.UnsupportedPodSpecError:
+    with pytest.raises(errors.UnsupportedPodSpecError) as caught:
+        pods.container_group_from_pod(the_pod, vnet_placement(), RESOLVED)
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        {"name": "P", "valueFrom": {"secretKeyRef": {"name": "later", "key": "x"}}},
+        {"name": "P", "valueFrom": {"configMapKeyRef": {"name": "later", "key": "x"}}},
+    ],
+)
+def test_a_missing_object_is_waited_for_not_refused(variable: dict[str, Any]) -> None:
+    """A Secret or ConfigMap applied after the pod (or a new namespace's kube-root-ca.crt) is retried."""
+    assert refusal(pod(container(env=[variable]))).only_missing_objects
+    assert refusal(pod(container(envFrom=[{"secretRef": {"name": "later"}}]))).only_missing_objects
+
+
+def test_a_missing_key_or_a_real_refusal_is_not_waited_for() -> None:
+    missing_key = {"name": "P", "valueFrom": {"secretKeyRef": {"name": "db", "key": "nope"}}}
+    assert not refusal(pod(container(env=[missing_key]))).only_missing_objects
+    missing_object = {"name": "Q", "valueFrom": {"secretKeyRef": {"name": "later", "key": "x"}}}
+    unsupported = {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+    assert not refusal(pod(container(env=[missing_object, unsupported]))).only_missing_objects
