@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import sys
 import time
 from pathlib import Path
@@ -35,24 +34,6 @@ class Sampler:
         value = stack.rss_mib(self.pid)
         self.peak = max(self.peak, value)
         return value
-
-
-def register_plain_node(core: client.CoreV1Api, name: str) -> None:
-    capacity = {"cpu": "1000", "memory": "4000Gi", "pods": "100000"}
-    core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=name)))
-    now = datetime.datetime.now(datetime.UTC).isoformat()
-    core.patch_node_status(
-        name,
-        {
-            "status": {
-                "capacity": capacity,
-                "allocatable": capacity,
-                "conditions": [
-                    {"type": "Ready", "status": "True", "reason": "Bench", "lastHeartbeatTime": now}
-                ],
-            }
-        },
-    )
 
 
 def create_unrelated_pods(core: client.CoreV1Api, namespace: str, node: str, count: int) -> None:
@@ -165,7 +146,7 @@ def run(pods: int, unrelated: int, work: Path) -> dict[str, Any]:
         result["operator_rss_peak_burst_mib"] = round(sampler.peak, 1)
 
         if unrelated:
-            register_plain_node(core, "ordinary-node")
+            stack.register_plain_node(core, "ordinary-node")
             core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="unrelated")))
             began = time.monotonic()
             before = sampler.sample()

@@ -111,6 +111,13 @@ def pod_status_for_image_pull_failure(
 ) -> objects.PodStatus:
     """Pending, with the containers of ``image`` (all, when unknown) waiting in ErrImagePull/ImagePullBackOff."""
     reason = "ImagePullBackOff" if backing_off else "ErrImagePull"
+    return _pending_with_waiting(pod, reason, message, now=now, image=image)
+
+
+def _pending_with_waiting(
+    pod: objects.Pod, reason: str, message: str, *, now: datetime.datetime, image: str | None = None
+) -> objects.PodStatus:
+    """Pending, the containers of ``image`` (all, when None) waiting with ``reason``, the others creating."""
     spec = pod.get("spec", {})
     affected = {
         c.get("name", ""): (reason, message)
@@ -133,20 +140,7 @@ def pod_status_for_missing_references(
 ) -> objects.PodStatus:
     """Pending, every container waiting in ``CreateContainerConfigError`` (as a kubelet shows a pod whose Secret or
     ConfigMap does not exist yet), with the missing objects named."""
-    spec = pod.get("spec", {})
-    waiting = {
-        c.get("name", ""): ("CreateContainerConfigError", message)
-        for c in [*spec.get("initContainers", []), *spec.get("containers", [])]
-    }
-    return _not_running_status(
-        pod,
-        now=now,
-        phase=conditions.PENDING,
-        reason=None,
-        message=None,
-        container_reasons=waiting,
-        default_reason=("ContainerCreating", None),
-    )
+    return _pending_with_waiting(pod, "CreateContainerConfigError", message, now=now)
 
 
 def pod_status_for_quota_failure(

@@ -215,8 +215,7 @@ class NodePodReconciler:
             uid = pod["metadata"]["uid"]
             memory = self.memory.setdefault(uid, PodMemory())
             delay = err.retry_after_seconds if isinstance(err, errors.ThrottledError) else 2.0
-            memory.retry_at = time.monotonic() + delay
-            self.queue.add_after(PodKey(uid), delay)
+            self._retry_later(uid, memory, delay)
             logger.warning("pod action failed, will retry: %s", err, extra=self._log(pod))
 
     async def _reconcile_group(self, name: types.ContainerGroupName) -> None:
@@ -278,8 +277,7 @@ class NodePodReconciler:
             return
         except errors.ImageInaccessibleError as err:
             memory.failures += 1
-            memory.retry_at = time.monotonic() + self._backoff(memory.failures)
-            self.queue.add_after(PodKey(pod["metadata"]["uid"]), self._backoff(memory.failures))
+            self._retry_later(pod["metadata"]["uid"], memory, self._backoff(memory.failures))
             status = failures.pod_status_for_image_pull_failure(
                 pod, message=str(err), now=now, image=err.image, backing_off=memory.failures > 1
             )
@@ -292,8 +290,7 @@ class NodePodReconciler:
             return
         except errors.QuotaExceededError as err:
             memory.failures += 1
-            memory.retry_at = time.monotonic() + self._backoff(memory.failures)
-            self.queue.add_after(PodKey(pod["metadata"]["uid"]), self._backoff(memory.failures))
+            self._retry_later(pod["metadata"]["uid"], memory, self._backoff(memory.failures))
             status = failures.pod_status_for_quota_failure(pod, code=err.code, message=str(err), now=now)
             await self._patch_status(pod, status)
             await self._post(pod, events.pod_event(pod, reason=err.code, message=str(err), now=now), memory)
@@ -311,9 +308,9 @@ class NodePodReconciler:
         """A referenced Secret, ConfigMap or service account does not exist yet: wait and retry (1, 2, 4 … 60 s),
         as a kubelet does, instead of refusing a pod that will work once its references are created."""
         memory.failures += 1
-        delay = min(REFERENCE_RETRY_MAX_SECONDS, 2.0 ** (memory.failures - 1))
-        memory.retry_at = time.monotonic() + delay
-        self.queue.add_after(PodKey(pod["metadata"]["uid"]), delay)
+        self._retry_later(
+            pod["metadata"]["uid"], memory, min(REFERENCE_RETRY_MAX_SECONDS, 2.0 ** (memory.failures - 1))
+        )
         logger.info("waiting for referenced objects: %s", err, extra=self._log(pod))
         await self._patch_status(
             pod, failures.pod_status_for_missing_references(pod, message=str(err), now=now)
@@ -377,6 +374,11 @@ class NodePodReconciler:
             "deleted a container group whose pod is gone",
             extra={"container_group": name, "namespace": identity.namespace, "pod": identity.name},
         )
+
+    def _retry_later(self, uid: str, memory: PodMemory, delay: float) -> None:
+        """Hold the pod's actions for ``delay`` seconds (pod events meanwhile do not retry early), then queue it."""
+        memory.retry_at = time.monotonic() + delay
+        self.queue.add_after(PodKey(uid), delay)
 
     def _backoff(self, failures_so_far: int) -> float:
         return float(

@@ -100,22 +100,24 @@ async def test_without_retry_after_the_pause_doubles(clock, limiter, counter) ->
     assert arm.times() == [0.0, 5.0, 15.0, 35.0]
 
 
+async def sent_at(policy: Any, clock: Any, method: str, url: str, after: float = 0.0) -> float:
+    """When a call made ``after`` seconds in completed (virtual time)."""
+    await clock.sleep(after)
+    await policy.send(request(method, url))
+    return float(clock.elapsed())
+
+
 async def test_a_throttled_read_holds_every_read_but_not_the_writes(clock, limiter, counter) -> None:
     """ARM limits reads and writes separately: a burst's PUTs must not wait out a GET's 429."""
     arm = ScriptedArm(clock, then((429, {"Retry-After": "20"})))
     policy = policy_over(arm, limiter, counter)
 
-    async def later(method: str, url: str) -> float:
-        await clock.sleep(1.0)
-        await policy.send(request(method, url))
-        return float(clock.elapsed())
-
-    async def first(method: str, url: str) -> float:
-        await policy.send(request(method, url))
-        return float(clock.elapsed())
-
     results = await clock.run(
-        first("GET", GROUP_URL), later("GET", LIST_URL), later("PUT", GROUP_URL), later("DELETE", GROUP_URL)
+        sent_at(policy, clock, "GET", GROUP_URL),
+        *(
+            sent_at(policy, clock, method, url, after=1.0)
+            for method, url in (("GET", LIST_URL), ("PUT", GROUP_URL), ("DELETE", GROUP_URL))
+        ),
     )
     first_read, other_read, put, delete = results
     assert first_read >= 20.0 and other_read >= 20.0  # reads made during the pause waited for its end
@@ -126,16 +128,13 @@ async def test_a_throttled_write_holds_every_write_but_not_the_reads(clock, limi
     arm = ScriptedArm(clock, then((429, {"Retry-After": "20"})))
     policy = policy_over(arm, limiter, counter)
 
-    async def later(method: str, url: str) -> float:
-        await clock.sleep(1.0)
-        await policy.send(request(method, url))
-        return float(clock.elapsed())
-
-    async def first(method: str, url: str) -> float:
-        await policy.send(request(method, url))
-        return float(clock.elapsed())
-
-    results = await clock.run(first("PUT", GROUP_URL), later("DELETE", GROUP_URL), later("GET", LIST_URL))
+    results = await clock.run(
+        sent_at(policy, clock, "PUT", GROUP_URL),
+        *(
+            sent_at(policy, clock, method, url, after=1.0)
+            for method, url in (("DELETE", GROUP_URL), ("GET", LIST_URL))
+        ),
+    )
     first_put, delete, read = results
     assert first_put >= 20.0 and delete >= 20.0
     assert read == 1.0
