@@ -12,14 +12,39 @@ from pathlib import Path
 from acinode import errors, settings
 from acinode.aci import api, azure, ratelimit, target
 from acinode.kube import client
+from acinode.kube import pods as kube_pods
 from acinode.mapping import virtualnode
+
+#: Secrets a VirtualNode may never name: their values are credentials of the cluster, not of Azure.
+REFUSED_SECRET_TYPES = frozenset({"kubernetes.io/service-account-token", "bootstrap.kubernetes.io/token"})
+
+
+def check_trust(
+    config: virtualnode.VirtualNodeConfig, operator_settings: settings.Settings, operator_namespace: str
+) -> None:
+    """Refuse, before anything is read or sent, a VirtualNode that reaches beyond what the operator allows:
+    Secrets of other namespaces, or the operator's Azure credentials sent to an endpoint the VirtualNode chose."""
+    problems = virtualnode.trust_problems(
+        config,
+        operator_namespace=operator_namespace,
+        allow_custom_cloud_credentials=operator_settings.aci.allow_custom_cloud_credentials,
+    )
+    if problems:
+        raise errors.ConfigurationError("; ".join(problems))
 
 
 async def read_secret(kube: client.KubeClient, namespace: str, name: str) -> dict[str, str]:
+    """The values of a Secret a VirtualNode names (in the operator's namespace: see ``check_trust``)."""
     try:
-        secret = await kube.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
-    except errors.NotFoundError as err:
-        raise errors.ConfigurationError(f"Secret {namespace}/{name} not found") from err
+        secret = await kube_pods.get_secret(kube, namespace, name)
+    except errors.InvalidRequestError as err:
+        raise errors.ConfigurationError(f"Secret name {name!r}: {err}") from err
+    if secret is None:
+        raise errors.ConfigurationError(f"Secret {namespace}/{name} not found")
+    if secret.get("type") in REFUSED_SECRET_TYPES:
+        raise errors.ConfigurationError(
+            f"Secret {namespace}/{name} is of type {secret['type']}: a VirtualNode may not use cluster credentials"
+        )
     return {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
 
 
@@ -64,8 +89,12 @@ def cloud_for(config: virtualnode.CloudConfig) -> target.AzureCloud:
 async def credential_for(
     kube: client.KubeClient, config: virtualnode.CredentialsConfig, operator_namespace: str
 ) -> target.CredentialChoice:
-    if config.type in ("Default", "WorkloadIdentity"):
+    """Exactly the credential the type names: WorkloadIdentity is the federated token and nothing else (never an
+    environment service principal or the host's managed identity picked up by a chain)."""
+    if config.type == "Default":
         return target.DefaultCredential(managed_identity_client_id=config.client_id)
+    if config.type == "WorkloadIdentity":
+        return target.WorkloadIdentity(client_id=config.client_id)
     if config.type == "ManagedIdentity":
         return target.ManagedIdentity(client_id=config.client_id)
     if config.secret_ref is None:
@@ -93,6 +122,7 @@ async def open_backend(
 
     ``limiter``: the budget of the node's subscription, shared by every client of that subscription (ARM's
     limits are per subscription)."""
+    check_trust(config, operator_settings, operator_namespace)
     azure_config = config.azure
     try:
         aci_target = target.AciTarget(
@@ -108,10 +138,14 @@ async def open_backend(
 
 
 async def placement_secrets(
-    kube: client.KubeClient, config: virtualnode.VirtualNodeConfig, operator_namespace: str
+    kube: client.KubeClient,
+    config: virtualnode.VirtualNodeConfig,
+    operator_settings: settings.Settings,
+    operator_namespace: str,
 ) -> virtualnode.PlacementSecrets:
     """The secret values the node's placement needs: the Log Analytics key and the kube-proxy kubeconfig.
-    Raises ConfigurationError when a referenced Secret or key is missing."""
+    Raises ConfigurationError when a referenced Secret or key is missing, or may not be read."""
+    check_trust(config, operator_settings, operator_namespace)
     workspace_key = kubeconfig = ""
     if config.log_analytics is not None:
         ref = config.log_analytics.workspace_key_secret

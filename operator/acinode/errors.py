@@ -88,6 +88,11 @@ class InvalidRequestError(AcinodeError):
         self.code = code
 
 
+class IntegrityError(AcinodeError):
+    """An answer is not what was asked for (another object than the one requested). Never trusted or retried
+    quickly: something between acinode and the server is wrong."""
+
+
 class ConfigurationError(AcinodeError):
     """acinode's own settings or a VirtualNode's spec cannot work as given."""
 

@@ -351,6 +351,8 @@ class FakeKube(client.KubeClient):
             return self._list(ref, call.params or {})
         if call.method == "POST" and ref.name is None:
             return self._create(ref, call.body, what)
+        if call.method == "POST" and ref.resource == "serviceaccounts" and ref.subresource == "token":
+            return self._token(ref, call.body, what)
         if ref.name is None or ref.subresource not in (None, "status"):
             raise errors.InvalidRequestError(
                 f"{what}: 405 not supported by FakeKube", code="MethodNotAllowed"
@@ -373,6 +375,15 @@ class FakeKube(client.KubeClient):
                 f"{what}: 405 not supported by FakeKube", code="MethodNotAllowed"
             )
         return self._update(path, current, updated, status_only=ref.subresource == "status", what=what)
+
+    def _token(self, ref: _Ref, body: Any, what: str) -> JsonObject:
+        """TokenRequest: a token naming its account, audiences and expiry (no signature: nothing verifies it)."""
+        if ref.object_path() not in self.objects:
+            raise errors.NotFoundError(f'{what}: 404 serviceaccounts "{ref.name}" not found')
+        spec = (body or {}).get("spec", {})
+        audiences = ",".join(spec.get("audiences", ()))
+        token = f"token:{ref.namespace}:{ref.name}:{audiences}:{spec.get('expirationSeconds')}"
+        return {"kind": "TokenRequest", "spec": spec, "status": {"token": token}}
 
     def _list(self, ref: _Ref, params: Mapping[str, str]) -> JsonObject:
         labels = _label_matcher(params.get("labelSelector", ""))

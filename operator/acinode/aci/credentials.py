@@ -74,6 +74,12 @@ def credential_for(choice: target.CredentialChoice, cloud: target.AzureCloud) ->
         options.pop("authority")
         options.pop("disable_instance_discovery", None)
         return identity.ManagedIdentityCredential(client_id=choice.client_id, **options)
+    if isinstance(choice, target.WorkloadIdentity):
+        logger.info("using workload identity", extra={"cloud": cloud.name, "client_id": choice.client_id})
+        if choice.client_id:
+            options["client_id"] = choice.client_id
+        # Reads AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE; fails clearly without them.
+        return identity.WorkloadIdentityCredential(**options)
     logger.info(
         "using the default Azure credential chain",
         extra={"cloud": cloud.name, "client_id": choice.managed_identity_client_id},

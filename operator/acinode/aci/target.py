@@ -104,6 +104,15 @@ class DefaultCredential:
 
 
 @dataclasses.dataclass(frozen=True)
+class WorkloadIdentity:
+    """Microsoft Entra workload identity: the federated service-account token the webhook projects
+    (``AZURE_FEDERATED_TOKEN_FILE``, ``AZURE_TENANT_ID``), exchanged for that identity's token. Nothing else."""
+
+    client_id: str | None = None
+    """The identity's client id; None: ``AZURE_CLIENT_ID`` (set by the webhook from the service account)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class ManagedIdentity:
     """An explicit managed identity: system-assigned if ``client_id`` is None, else that user-assigned one."""
 
@@ -126,7 +135,7 @@ class StaticToken:
     token: str = dataclasses.field(repr=False)
 
 
-CredentialChoice = DefaultCredential | ManagedIdentity | ServicePrincipal | StaticToken
+CredentialChoice = DefaultCredential | WorkloadIdentity | ManagedIdentity | ServicePrincipal | StaticToken
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,17 +7,18 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from acinode import errors
-from acinode.kube import client
+from acinode.kube import client, names
 
 JsonObject = client.JsonObject
 
 
 def pod_path(namespace: str, name: str) -> str:
-    return f"/api/v1/namespaces/{namespace}/pods/{name}"
+    return names.namespaced_core_path(namespace, "pods", name)
 
 
 def node_selector(node_name: str) -> dict[str, str]:
     """Server-side filter: only pods bound to this node ever reach the operator."""
+    names.segment(node_name, what="node name")  # a selector value with ',' or '=' would widen the selection
     return {"fieldSelector": f"spec.nodeName={node_name}"}
 
 
@@ -48,7 +49,8 @@ async def patch_status(
 ) -> JsonObject:
     """Replace the pod's status fields we own (merge patch on pods/status), for this pod uid only."""
     body = {"metadata": {"uid": uid}, "status": status}
-    return await kube.patch(f"{pod_path(namespace, name)}/status", body, "merge")
+    path = names.namespaced_core_path(namespace, "pods", name, subresource="status")
+    return await kube.patch(path, body, "merge")
 
 
 async def force_delete(kube: client.KubeClient, namespace: str, name: str, uid: str) -> bool:
@@ -66,30 +68,33 @@ async def force_delete(kube: client.KubeClient, namespace: str, name: str, uid: 
     return True
 
 
-async def get_secret(kube: client.KubeClient, namespace: str, name: str) -> JsonObject | None:
+async def _get_named(
+    kube: client.KubeClient, namespace: str, resource: str, kind: str, name: str
+) -> JsonObject | None:
+    """One object by namespace and name (validated, one path segment each), checked to be the one asked for."""
     try:
-        return await kube.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        answer = await kube.get(names.namespaced_core_path(namespace, resource, name))
     except errors.NotFoundError:
         return None
+    names.check_identity(answer, kind=kind, namespace=namespace, name=name)
+    return answer
+
+
+async def get_secret(kube: client.KubeClient, namespace: str, name: str) -> JsonObject | None:
+    return await _get_named(kube, namespace, "secrets", "Secret", name)
 
 
 async def get_config_map(kube: client.KubeClient, namespace: str, name: str) -> JsonObject | None:
-    try:
-        return await kube.get(f"/api/v1/namespaces/{namespace}/configmaps/{name}")
-    except errors.NotFoundError:
-        return None
+    return await _get_named(kube, namespace, "configmaps", "ConfigMap", name)
 
 
 async def list_services(kube: client.KubeClient, namespace: str) -> list[JsonObject]:
-    answer = await kube.get(f"/api/v1/namespaces/{namespace}/services")
-    return list(answer.get("items", []))
+    answer = await kube.get(names.namespaced_core_path(namespace, "services"))
+    return [item for item in answer.get("items", []) if item.get("metadata", {}).get("namespace") == namespace]
 
 
 async def get_service(kube: client.KubeClient, namespace: str, name: str) -> JsonObject | None:
-    try:
-        return await kube.get(f"/api/v1/namespaces/{namespace}/services/{name}")
-    except errors.NotFoundError:
-        return None
+    return await _get_named(kube, namespace, "services", "Service", name)
 
 
 async def request_token(
@@ -113,20 +118,19 @@ async def request_token(
     }
     if audience:
         body["spec"]["audiences"] = [audience]
-    answer = await kube.create(
-        f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token", body
-    )
+    path = names.namespaced_core_path(namespace, "serviceaccounts", service_account, subresource="token")
+    answer = await kube.create(path, body)
     return str(answer["status"]["token"])
 
 
 async def post_event(kube: client.KubeClient, namespace: str, event: JsonObject) -> None:
     """Create an Event; if one of that name exists (the same ACI event seen again), update its count."""
     try:
-        await kube.create(f"/api/v1/namespaces/{namespace}/events", event)
+        await kube.create(names.namespaced_core_path(namespace, "events"), event)
     except errors.ConflictError:
         name = event["metadata"]["name"]
         await kube.patch(
-            f"/api/v1/namespaces/{namespace}/events/{name}",
+            names.namespaced_core_path(namespace, "events", name),
             {"count": event.get("count", 1), "lastTimestamp": event.get("lastTimestamp")},
             "merge",
         )

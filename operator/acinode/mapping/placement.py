@@ -54,6 +54,21 @@ class LogAnalyticsSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class AllowedIdentity:
+    """A user-assigned managed identity (ARM resource id) that pods may attach, optionally per namespace."""
+
+    resource_id: str
+    namespaces: tuple[str, ...] = ()
+    """Empty: pods of any namespace."""
+
+    def allows(self, resource_id: str, namespace: str) -> bool:
+        # ARM resource ids are case-insensitive.
+        return self.resource_id.lower() == resource_id.lower() and (
+            not self.namespaces or namespace in self.namespaces
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class GroupPlacement:
     """The target node and the Azure side of a pod's container group."""
 
@@ -85,6 +100,12 @@ class GroupPlacement:
     """Most memory in GB one non-GPU group may have in this region."""
     gpu_skus: tuple[str, ...] = ()
     """GPU SKUs the region offers, preferred first; empty means no GPU pods."""
+    allowed_identities: tuple[AllowedIdentity, ...] = ()
+    """The user-assigned identities pods may attach (annotations ``identities``, ``acr-identity``): deny by
+    default, so a pod creator cannot borrow an identity, the operator's own included, that nobody granted."""
+
+    def identity_allowed(self, resource_id: str, namespace: str) -> bool:
+        return any(allowed.allows(resource_id, namespace) for allowed in self.allowed_identities)
 
     @property
     def is_vnet(self) -> bool:

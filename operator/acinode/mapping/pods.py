@@ -155,6 +155,22 @@ def _diagnostics(
     )
 
 
+def _check_identities(
+    chosen: options.GroupOptions, namespace: str, where: placement.GroupPlacement, found: problems.Problems
+) -> None:
+    """Deny by default: a pod attaches only identities its VirtualNode lists for its namespace."""
+    asked = [(options.IDENTITIES, identity) for identity in chosen.identities]
+    if chosen.acr_identity:
+        asked.append((options.ACR_IDENTITY, chosen.acr_identity))
+    for key, identity in asked:
+        if not where.identity_allowed(identity, namespace):
+            found.add(
+                problems.key_path("metadata.annotations", key),
+                f"identity {identity!r} is not allowed for namespace {namespace!r} on node {where.node_name} "
+                "(the VirtualNode's spec.azure.allowedIdentities)",
+            )
+
+
 def container_group_from_pod(
     pod: objects.Pod,
     where: placement.GroupPlacement,
@@ -171,6 +187,7 @@ def container_group_from_pod(
     spec = pod.get("spec", {})
     _check_pod(spec, where, found)
     chosen = options.group_options_from_annotations(metadata.get("annotations", {}), found)
+    _check_identities(chosen, metadata.get("namespace", "default"), where, found)
 
     group_resources = resources.group_resources_from_pod(spec, where, chosen.gpu_sku, found)
     init_specs, app_specs = spec.get("initContainers", []), spec.get("containers", [])

@@ -32,6 +32,17 @@ class TokenRequestSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class NamedReference:
+    """One object name the pod spec gives, and where: untrusted until checked (see ``kube.names``)."""
+
+    kind: str
+    """``Secret``, ``ConfigMap`` or ``ServiceAccount``."""
+    name: str
+    path: str
+    """The field that names it, e.g. ``spec.volumes[2].secret.secretName``."""
+
+
+@dataclasses.dataclass(frozen=True)
 class NeededReferences:
     """Names in the pod's namespace that the mapping will look up."""
 
@@ -42,6 +53,8 @@ class NeededReferences:
     lists_services: bool = True
     """Whether the services of the pod's namespace are needed (``enableServiceLinks``). The ``kubernetes``
     service of ``default`` is needed always: every pod gets ``KUBERNETES_SERVICE_HOST``."""
+    named: tuple[NamedReference, ...] = ()
+    """Every name above with the field it came from, in spec order (for precise refusals)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,57 +71,96 @@ class ResolvedReferences:
     """The ``kubernetes`` service of ``default`` and, with service links, those of the pod's namespace."""
 
 
-def _env_references(container: objects.Container, secrets: set[str], config_maps: set[str]) -> None:
-    for var in container.get("env", []):
+def _env_references(container: objects.Container, path: str, named: list[NamedReference]) -> None:
+    for index, var in enumerate(container.get("env", [])):
         source = var.get("valueFrom", {})
+        where = f"{path}.env[{index}].valueFrom"
         if "secretKeyRef" in source:
-            secrets.add(source["secretKeyRef"].get("name", ""))
+            named.append(
+                NamedReference("Secret", source["secretKeyRef"].get("name", ""), f"{where}.secretKeyRef.name")
+            )
         if "configMapKeyRef" in source:
-            config_maps.add(source["configMapKeyRef"].get("name", ""))
-    for env_from in container.get("envFrom", []):
+            named.append(
+                NamedReference(
+                    "ConfigMap", source["configMapKeyRef"].get("name", ""), f"{where}.configMapKeyRef.name"
+                )
+            )
+    for index, env_from in enumerate(container.get("envFrom", [])):
+        where = f"{path}.envFrom[{index}]"
         if "secretRef" in env_from:
-            secrets.add(env_from["secretRef"].get("name", ""))
+            named.append(
+                NamedReference("Secret", env_from["secretRef"].get("name", ""), f"{where}.secretRef.name")
+            )
         if "configMapRef" in env_from:
-            config_maps.add(env_from["configMapRef"].get("name", ""))
+            named.append(
+                NamedReference(
+                    "ConfigMap", env_from["configMapRef"].get("name", ""), f"{where}.configMapRef.name"
+                )
+            )
+
+
+def _volume_references(volume: objects.Volume, path: str, named: list[NamedReference]) -> None:
+    if "secret" in volume:
+        named.append(
+            NamedReference("Secret", volume["secret"].get("secretName", ""), f"{path}.secret.secretName")
+        )
+    if "configMap" in volume:
+        named.append(
+            NamedReference("ConfigMap", volume["configMap"].get("name", ""), f"{path}.configMap.name")
+        )
+    if "azureFile" in volume:
+        named.append(
+            NamedReference(
+                "Secret", volume["azureFile"].get("secretName", ""), f"{path}.azureFile.secretName"
+            )
+        )
+    if "csi" in volume:
+        secret_name = volume["csi"].get("volumeAttributes", {}).get("secretName")
+        if secret_name is not None:
+            named.append(NamedReference("Secret", secret_name, f"{path}.csi.volumeAttributes['secretName']"))
+    for index, source in enumerate(volume.get("projected", {}).get("sources", [])):
+        where = f"{path}.projected.sources[{index}]"
+        if "secret" in source:
+            named.append(NamedReference("Secret", source["secret"].get("name", ""), f"{where}.secret.name"))
+        if "configMap" in source:
+            named.append(
+                NamedReference("ConfigMap", source["configMap"].get("name", ""), f"{where}.configMap.name")
+            )
 
 
 def needed_references_from_pod(pod: objects.Pod) -> NeededReferences:
     """Every Secret, ConfigMap and token the mapping of ``pod`` will look for."""
     spec = pod.get("spec", {})
-    secrets: set[str] = set()
-    config_maps: set[str] = set()
+    named: list[NamedReference] = []
     tokens: dict[str, int] = {}
-    for container in [*spec.get("initContainers", []), *spec.get("containers", [])]:
-        _env_references(container, secrets, config_maps)
-    for volume in spec.get("volumes", []):
-        if "secret" in volume:
-            secrets.add(volume["secret"].get("secretName", ""))
-        if "configMap" in volume:
-            config_maps.add(volume["configMap"].get("name", ""))
-        if "azureFile" in volume:
-            secrets.add(volume["azureFile"].get("secretName", ""))
-        if "csi" in volume:
-            secret_name = volume["csi"].get("volumeAttributes", {}).get("secretName")
-            if secret_name:
-                secrets.add(secret_name)
+    for index, container in enumerate(spec.get("initContainers", [])):
+        _env_references(container, f"spec.initContainers[{index}]", named)
+    for index, container in enumerate(spec.get("containers", [])):
+        _env_references(container, f"spec.containers[{index}]", named)
+    for index, volume in enumerate(spec.get("volumes", [])):
+        _volume_references(volume, f"spec.volumes[{index}]", named)
         for source in volume.get("projected", {}).get("sources", []):
-            if "secret" in source:
-                secrets.add(source["secret"].get("name", ""))
-            if "configMap" in source:
-                config_maps.add(source["configMap"].get("name", ""))
             if "serviceAccountToken" in source:
                 projection = source["serviceAccountToken"]
                 audience = projection.get("audience", DEFAULT_AUDIENCE)
                 seconds = projection.get("expirationSeconds", DEFAULT_TOKEN_EXPIRATION_SECONDS)
                 tokens[audience] = max(tokens.get(audience, 0), seconds)
-    for pull_secret in spec.get("imagePullSecrets", []):
-        secrets.add(pull_secret.get("name", ""))
+    for index, pull_secret in enumerate(spec.get("imagePullSecrets", [])):
+        named.append(
+            NamedReference("Secret", pull_secret.get("name", ""), f"spec.imagePullSecrets[{index}].name")
+        )
+    service_account = spec.get("serviceAccountName") or "default"
+    if tokens:
+        named.append(NamedReference("ServiceAccount", service_account, "spec.serviceAccountName"))
+    # An empty name asks for nothing here: the mapping reports it where it is required.
+    named = [ref for ref in named if ref.name != ""]
     return NeededReferences(
-        secret_names=frozenset(secrets - {""}),
-        config_map_names=frozenset(config_maps - {""}),
+        secret_names=frozenset(ref.name for ref in named if ref.kind == "Secret"),
+        config_map_names=frozenset(ref.name for ref in named if ref.kind == "ConfigMap"),
         token_requests=tuple(TokenRequestSpec(a, s) for a, s in sorted(tokens.items())),
-        service_account_name=spec.get("serviceAccountName") or "default",
+        service_account_name=service_account,
         lists_services=spec.get("enableServiceLinks", True),
+        named=tuple(named),
     )
 
 

@@ -50,6 +50,15 @@ class CredentialsConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class AllowedIdentity:
+    """A user-assigned managed identity the pods of this node may attach to their container groups."""
+
+    resource_id: str
+    namespaces: tuple[str, ...] = ()
+    """Only pods of these namespaces; empty: any namespace."""
+
+
+@dataclasses.dataclass(frozen=True)
 class AzureConfig:
     subscription_id: types.SubscriptionId
     resource_group: types.ResourceGroup
@@ -58,6 +67,8 @@ class AzureConfig:
     cloud: CloudConfig = dataclasses.field(default_factory=CloudConfig)
     credentials: CredentialsConfig = dataclasses.field(default_factory=CredentialsConfig)
     tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    allowed_identities: tuple[AllowedIdentity, ...] = ()
+    """Deny by default: the only identities a pod's annotations may attach (``spec.azure.allowedIdentities``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +156,13 @@ def virtual_node_config_from_resource(resource: Mapping[str, Any]) -> VirtualNod
                 secret_ref=_secret_ref(credentials.get("secretRef")),
             ),
             tags=dict(azure.get("tags") or {}),
+            allowed_identities=tuple(
+                AllowedIdentity(
+                    resource_id=str(entry.get("resourceId", "")),
+                    namespaces=tuple(str(n) for n in entry.get("namespaces") or ()),
+                )
+                for entry in azure.get("allowedIdentities") or ()
+            ),
         ),
         dns=DnsConfig(
             cluster_dns=tuple(dns.get("clusterDNS") or ()),
@@ -212,6 +230,10 @@ def group_placement_from_config(
         kube_proxy=kube_proxy,
         log_analytics=log_analytics,
         extra_tags=dict(config.azure.tags),
+        allowed_identities=tuple(
+            placement.AllowedIdentity(resource_id=i.resource_id, namespaces=i.namespaces)
+            for i in config.azure.allowed_identities
+        ),
     )
 
 
@@ -221,3 +243,57 @@ class PlacementSecrets:
 
     workspace_key: str = dataclasses.field(default="", repr=False)
     kube_proxy_kubeconfig: str = dataclasses.field(default="", repr=False)
+
+
+def _secret_references(config: VirtualNodeConfig) -> list[tuple[str, SecretReference]]:
+    refs: list[tuple[str, SecretReference | None]] = [
+        ("spec.azure.credentials.secretRef", config.azure.credentials.secret_ref),
+        (
+            "spec.azure.logAnalytics.workspaceKeySecretRef",
+            config.log_analytics.workspace_key_secret if config.log_analytics else None,
+        ),
+        (
+            "spec.kubeProxy.kubeconfigSecretRef",
+            config.kube_proxy.kubeconfig_secret if config.kube_proxy else None,
+        ),
+    ]
+    return [(path, ref) for path, ref in refs if ref is not None]
+
+
+def custom_cloud_fields(cloud: CloudConfig) -> list[str]:
+    """The cloud settings that send tokens somewhere, or trust something, the VirtualNode chose."""
+    chosen = {
+        "resourceManagerEndpoint": cloud.resource_manager_endpoint,
+        "authorityHost": cloud.authority_host,
+        "credentialScope": cloud.credential_scope,
+        "caBundle": cloud.ca_bundle,
+    }
+    return [f"spec.azure.cloud.{name}" for name, value in chosen.items() if value]
+
+
+def trust_problems(
+    config: VirtualNodeConfig, *, operator_namespace: str, allow_custom_cloud_credentials: bool
+) -> list[str]:
+    """Why this VirtualNode asks for more than the operator lets a VirtualNode have (empty: nothing).
+
+    - Secrets are read only from the operator's namespace: a VirtualNode cannot make the operator read, and send
+      to Azure, a Secret of another namespace.
+    - A custom endpoint, authority, scope or CA bundle is used only with a static token (a value the VirtualNode's
+      author already holds), unless the operator allows more: otherwise the operator's own Azure tokens, or a
+      service principal's secret, would go to a host of the VirtualNode's choosing.
+    """
+    problems = [
+        f"{path}.namespace: Secrets are read only from the operator's namespace {operator_namespace!r}, "
+        f"not {ref.namespace!r}"
+        for path, ref in _secret_references(config)
+        if ref.namespace not in (None, operator_namespace)
+    ]
+    custom = custom_cloud_fields(config.azure.cloud)
+    kind = config.azure.credentials.type
+    if custom and kind != "StaticToken" and not allow_custom_cloud_credentials:
+        problems.append(
+            f"{', '.join(custom)}: a custom cloud with credentials of type {kind} would send the operator's Azure "
+            "credentials where this VirtualNode chose; use StaticToken, or run the operator with "
+            "ACINODE_ACI_ALLOW_CUSTOM_CLOUD_CREDENTIALS=true (Helm: azure.allowCustomCloudCredentials)"
+        )
+    return problems

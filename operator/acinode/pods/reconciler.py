@@ -261,8 +261,14 @@ class NodePodReconciler:
 
     async def _create(self, pod: objects.Pod, name: types.ContainerGroupName, memory: PodMemory) -> None:
         now = self.clock()
+        if pod.get("spec", {}).get("nodeName") != self.where.node_name:
+            return  # not bound here (the view filters by node; never act on another node's pod)
         try:
             refs = await references.resolve_references(self.kube, pod)
+            if references.needs_tokens(pod):
+                # Decide first, mint after: a refused pod never gets a token minted for it.
+                pod_mapping.container_group_from_pod(pod, self.where, refs)
+                refs = await references.mint_tokens(self.kube, pod, refs)
             group = pod_mapping.container_group_from_pod(pod, self.where, refs)
             summary = await self.aci.create_or_update(name, group)
         except errors.UnsupportedPodSpecError as err:

@@ -1,26 +1,45 @@
 """Resolve, then map: fetch every Secret, ConfigMap and service-account token a pod refers to, before mapping.
 
-A reference that does not exist is simply absent from the result: the mapping reports it (with the field path)
-unless the pod marked it optional.
+Every name the pod gives is checked first (``kube.names``, as the API server checks object names): one invalid
+name and the pod is refused with the field that holds it, before anything is read. References resolve in the
+pod's own namespace only. A reference that does not exist is simply absent from the result: the mapping reports it
+(with the field path) unless the pod marked it optional. Tokens are minted last, and only for a pod the mapping
+accepts (``mint_tokens``), with the audiences and expiry its projected volumes ask for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from acinode import errors
-from acinode.kube import client
+from acinode.kube import client, names
 from acinode.kube import pods as kube_pods
 from acinode.mapping import objects, references
 
-# ACI cannot refresh a token inside a running group: ask for the longest expiry the API server grants.
-TOKEN_EXPIRATION_SECONDS = 48 * 3600
+#: Stands in for a token while the mapping decides whether it accepts the pod (nothing is minted before).
+PLACEHOLDER_TOKEN = "token-not-yet-requested"
+
+
+def reference_problems(needed: references.NeededReferences) -> list[errors.FieldProblem]:
+    """A problem for every referenced name that is not a valid object name (and so never a path segment)."""
+    found: list[errors.FieldProblem] = []
+    for ref in needed.named:
+        problem = names.name_problem(ref.name)
+        if problem is not None:
+            found.append(errors.FieldProblem(ref.path, f"not a valid {ref.kind} name: {problem}"))
+    return found
 
 
 async def resolve_references(kube: client.KubeClient, pod: objects.Pod) -> references.ResolvedReferences:
+    """The Secrets, ConfigMaps and Services the pod needs, from its own namespace; tokens are placeholders (see
+    ``mint_tokens``). Raises UnsupportedPodSpecError, having read nothing, if any referenced name is invalid."""
     metadata = pod.get("metadata", {})
     namespace = metadata.get("namespace", "default")
     needed = references.needed_references_from_pod(pod)
+    problems = reference_problems(needed)
+    if problems:
+        raise errors.UnsupportedPodSpecError(problems)
     secret_names = sorted(needed.secret_names)
     config_map_names = sorted(needed.config_map_names)
     fetched = await asyncio.gather(
@@ -31,20 +50,6 @@ async def resolve_references(kube: client.KubeClient, pod: objects.Pod) -> refer
     config_maps = {
         n: c for n, c in zip(config_map_names, fetched[len(secret_names) :], strict=True) if c is not None
     }
-    tokens: dict[str, str] = {}
-    for token_request in needed.token_requests:
-        try:
-            tokens[token_request.audience] = await kube_pods.request_token(
-                kube,
-                namespace,
-                needed.service_account_name,
-                audience=token_request.audience,
-                expiration_seconds=max(token_request.expiration_seconds, TOKEN_EXPIRATION_SECONDS),
-                pod_name=metadata.get("name", ""),
-                pod_uid=metadata.get("uid", ""),
-            )
-        except errors.NotFoundError:
-            continue  # no such service account: the mapping names the missing token
     # Service environment variables, as a kubelet sets them: the `kubernetes` service always, and the
     # namespace's services with enableServiceLinks.
     services = await kube_pods.list_services(kube, namespace) if needed.lists_services else []
@@ -56,5 +61,34 @@ async def resolve_references(kube: client.KubeClient, pod: objects.Pod) -> refer
         services=tuple(services),  # type: ignore[arg-type]
         secrets=secrets,  # type: ignore[arg-type]
         config_maps=config_maps,  # type: ignore[arg-type]
-        service_account_tokens=tokens,
+        service_account_tokens={r.audience: PLACEHOLDER_TOKEN for r in needed.token_requests},
     )
+
+
+def needs_tokens(pod: objects.Pod) -> bool:
+    return bool(references.needed_references_from_pod(pod).token_requests)
+
+
+async def mint_tokens(
+    kube: client.KubeClient, pod: objects.Pod, refs: references.ResolvedReferences
+) -> references.ResolvedReferences:
+    """``refs`` with real tokens: one TokenRequest per audience, bound to the pod, for the expiry the pod's
+    projections ask for (the API server itself extends the 3607 s default token, as for a kubelet). A missing
+    service account leaves the token out: the mapping names it, and the pod waits for it."""
+    metadata = pod.get("metadata", {})
+    needed = references.needed_references_from_pod(pod)
+    tokens: dict[str, str] = {}
+    for token_request in needed.token_requests:
+        try:
+            tokens[token_request.audience] = await kube_pods.request_token(
+                kube,
+                metadata.get("namespace", "default"),
+                needed.service_account_name,
+                audience=token_request.audience,
+                expiration_seconds=token_request.expiration_seconds,
+                pod_name=metadata.get("name", ""),
+                pod_uid=metadata.get("uid", ""),
+            )
+        except errors.NotFoundError:
+            continue
+    return dataclasses.replace(refs, service_account_tokens=tokens)

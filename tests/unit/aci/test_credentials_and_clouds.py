@@ -134,6 +134,13 @@ def test_a_service_principal_uses_the_values_it_was_given(recorded: RecordingIde
     assert options["connection_verify"] == "/ca.pem"
 
 
+def test_workload_identity_uses_only_the_federated_credential(recorded: RecordingIdentity) -> None:
+    credentials.credential_for(target.WorkloadIdentity(client_id="wi-1"), target.PUBLIC)
+    [(kind, options)] = recorded.built
+    assert kind == "WorkloadIdentityCredential"
+    assert options["client_id"] == "wi-1"
+
+
 def test_an_explicit_managed_identity_names_its_client_id(recorded: RecordingIdentity) -> None:
     credentials.credential_for(target.ManagedIdentity(client_id="mi-2"), target.CHINA)
     [(kind, options)] = recorded.built

@@ -28,6 +28,12 @@ IDENTITY = (
     "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app"
 )
 
+ALLOW_IDENTITY = (
+    placement.AllowedIdentity(IDENTITY),
+    placement.AllowedIdentity(IDENTITY.replace("/app", "/metrics")),
+)
+"""An allow-list with IDENTITY and its sibling ``/metrics`` for every namespace."""
+
 
 def vnet_placement(**changes: Any) -> placement.GroupPlacement:
     """The seed's setting: a virtual node in a subnet, with cluster DNS."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from mapping_builders import IDENTITY, group, pod, problems, public_placement, vnet_placement
+from mapping_builders import ALLOW_IDENTITY, IDENTITY, group, pod, problems, public_placement, vnet_placement
 
 from acinode.mapping import options
 from acinode.mapping import problems as problem_list
@@ -38,7 +38,7 @@ GPU_CONTAINER = {"resources": {"limits": {"nvidia.com/gpu": "1"}}}
     ],
 )
 def test_group_options(annotations: dict[str, str], field: tuple[str, ...], expected: Any) -> None:
-    body: Any = group(pod(annotations=annotations))
+    body: Any = group(pod(annotations=annotations), vnet_placement(allowed_identities=ALLOW_IDENTITY))
     for key in field:
         body = body[key]
     assert body == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -176,12 +177,27 @@ def test_needed_references() -> None:
         imagePullSecrets=[{"name": "s7"}],
         serviceAccountName="shop",
     )
-    assert references.needed_references_from_pod(the_pod) == references.NeededReferences(
+    needed = references.needed_references_from_pod(the_pod)
+    assert dataclasses.replace(needed, named=()) == references.NeededReferences(
         secret_names=frozenset({"s1", "s2", "s3", "s4", "s5", "s6", "s7"}),
         config_map_names=frozenset({"c1", "c2", "c3", "c4"}),
         token_requests=(references.TokenRequestSpec("", 7200), references.TokenRequestSpec("vault", 3600)),
         service_account_name="shop",
     )
+    assert [(ref.kind, ref.name, ref.path) for ref in needed.named] == [
+        ("Secret", "s1", "spec.containers[0].env[0].valueFrom.secretKeyRef.name"),
+        ("ConfigMap", "c1", "spec.containers[0].env[1].valueFrom.configMapKeyRef.name"),
+        ("Secret", "s2", "spec.containers[0].envFrom[0].secretRef.name"),
+        ("ConfigMap", "c2", "spec.containers[0].envFrom[1].configMapRef.name"),
+        ("Secret", "s3", "spec.volumes[0].secret.secretName"),
+        ("ConfigMap", "c3", "spec.volumes[1].configMap.name"),
+        ("Secret", "s4", "spec.volumes[2].azureFile.secretName"),
+        ("Secret", "s5", "spec.volumes[3].csi.volumeAttributes['secretName']"),
+        ("Secret", "s6", "spec.volumes[4].projected.sources[0].secret.name"),
+        ("ConfigMap", "c4", "spec.volumes[4].projected.sources[1].configMap.name"),
+        ("Secret", "s7", "spec.imagePullSecrets[0].name"),
+        ("ServiceAccount", "shop", "spec.serviceAccountName"),
+    ]
 
 
 def test_the_mapping_is_deterministic() -> None:

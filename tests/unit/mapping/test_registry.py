@@ -6,7 +6,18 @@ import json
 from typing import Any
 
 import pytest
-from mapping_builders import IDENTITY, b64, container, group, pod, problems, refs, secret
+from mapping_builders import (
+    ALLOW_IDENTITY,
+    IDENTITY,
+    b64,
+    container,
+    group,
+    pod,
+    problems,
+    refs,
+    secret,
+    vnet_placement,
+)
 
 from acinode.mapping import options, registry
 
@@ -103,7 +114,7 @@ def test_a_pull_secret_of_another_type_is_refused() -> None:
 
 def test_acr_pull_with_a_managed_identity() -> None:
     the_pod = pod(container(image="shop.azurecr.io/web:1"), annotations={options.ACR_IDENTITY: IDENTITY})
-    body = group(the_pod)
+    body = group(the_pod, vnet_placement(allowed_identities=ALLOW_IDENTITY))
     assert body["properties"]["imageRegistryCredentials"] == [
         {"server": "shop.azurecr.io", "identity": IDENTITY}
     ]
@@ -120,7 +131,7 @@ def test_acr_identity_for_named_servers_and_other_identities() -> None:
             options.IDENTITIES: other,
         },
     )
-    body = group(the_pod)
+    body = group(the_pod, vnet_placement(allowed_identities=ALLOW_IDENTITY))
     assert body["properties"]["imageRegistryCredentials"] == [
         {"server": "registry.corp", "identity": IDENTITY}
     ]
@@ -133,7 +144,7 @@ def test_pull_secrets_win_over_the_identity_for_their_registry() -> None:
         imagePullSecrets=[{"name": "acr"}],
         annotations={options.ACR_IDENTITY: IDENTITY},
     )
-    body = group(the_pod, resolved=refs(secrets=SECRETS))
+    body = group(the_pod, vnet_placement(allowed_identities=ALLOW_IDENTITY), refs(secrets=SECRETS))
     assert body["properties"]["imageRegistryCredentials"] == [
         {"server": "shop.azurecr.io", "username": "shop", "password": "pw1"}
     ]
