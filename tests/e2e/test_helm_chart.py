@@ -467,7 +467,7 @@ def test_emulator_runs_as_a_loopback_sidecar_with_the_chart_certificates(
     assert azure["cloud"]["caBundle"].strip() == ca.strip()
     assert azure["credentials"] == {
         "type": "StaticToken",
-        "secretRef": {"name": secret_name, "namespace": NAMESPACE},
+        "secretRef": {"name": secret_name},
     }
 
 

@@ -133,6 +133,61 @@ INVALID = [
         "clusterCIDR must be a CIDR",
         id="kube-proxy-cidr-not-a-cidr",
     ),
+    # The trust boundary (issue 16): Secrets only from the operator's namespace, no scope on named clouds,
+    # identities as ARM ids.
+    pytest.param(
+        with_changes(
+            spec__azure__credentials={
+                "type": "StaticToken",
+                "secretRef": {"name": "t", "namespace": "kube-system"},
+            }
+        ),
+        "reads Secrets only from its own namespace",
+        id="credentials-secret-in-another-namespace",
+    ),
+    pytest.param(
+        with_changes(
+            spec__azure__logAnalytics={
+                "workspaceId": "w",
+                "workspaceKeySecretRef": {"name": "k", "namespace": "tenant-a"},
+            }
+        ),
+        "reads Secrets only from its own namespace",
+        id="log-analytics-secret-in-another-namespace",
+    ),
+    pytest.param(
+        with_changes(
+            spec__kubeProxy={
+                "enabled": True,
+                "clusterCIDR": "10.240.0.0/16",
+                "kubeconfigSecretRef": {"name": "k", "namespace": "kube-system"},
+            }
+        ),
+        "reads Secrets only from its own namespace",
+        id="kube-proxy-secret-in-another-namespace",
+    ),
+    pytest.param(
+        with_changes(
+            spec__azure__credentials={"type": "StaticToken", "secretRef": {"name": "../kube-system/x"}}
+        ),
+        "spec.azure.credentials.secretRef.name",
+        id="credentials-secret-name-traversal",
+    ),
+    pytest.param(
+        with_changes(
+            spec__azure__cloud={
+                "name": "AzurePublicCloud",
+                "credentialScope": "https://vault.azure.net/.default",
+            }
+        ),
+        "only for cloud.name Custom",
+        id="scope-on-a-named-cloud",
+    ),
+    pytest.param(
+        with_changes(spec__azure__allowedIdentities=[{"resourceId": "my-identity"}]),
+        "spec.azure.allowedIdentities[0].resourceId",
+        id="allowed-identity-not-an-arm-id",
+    ),
 ]
 
 
