@@ -188,6 +188,21 @@ INVALID = [
         "spec.azure.allowedIdentities[0].resourceId",
         id="allowed-identity-not-an-arm-id",
     ),
+    pytest.param(
+        with_changes(spec__containerGroups={"defaultCPU": 8, "maxCPU": 4}),
+        "defaultCPU must not exceed maxCPU",
+        id="default-cpu-above-the-maximum",
+    ),
+    pytest.param(
+        with_changes(spec__containerGroups={"gpuSkus": ["H100"]}),
+        "spec.containerGroups.gpuSkus",
+        id="gpu-sku-aci-does-not-offer",
+    ),
+    pytest.param(
+        with_changes(spec__containerGroups={"maxMemory": "lots"}),
+        "maxMemory must be a positive quantity",
+        id="max-memory-not-a-quantity",
+    ),
 ]
 
 
@@ -225,5 +240,31 @@ def test_node_name_is_immutable(api_client: client.ApiClient, crd_installed: Non
         with pytest.raises(client.ApiException) as caught:
             custom.patch_cluster_custom_object(*VIRTUAL_NODES, name, {"spec": {"nodeName": "second-name"}})
         assert "nodeName is immutable" in json.loads(caught.value.body)["message"]
+    finally:
+        custom.delete_cluster_custom_object(*VIRTUAL_NODES, name)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("subscriptionId", "00000000-0000-0000-0000-000000000009"),
+        ("resourceGroup", "rg-other"),
+        ("region", "northeurope"),
+    ],
+)
+def test_the_azure_target_is_immutable(
+    api_client: client.ApiClient, crd_installed: None, field: str, value: str
+) -> None:
+    """Changing where the groups live would strand the groups of the old target (they cost money): refused."""
+    custom = client.CustomObjectsApi(api_client)
+    body = with_changes()
+    name = body["metadata"]["name"]
+    custom.create_cluster_custom_object(*VIRTUAL_NODES, body)
+    try:
+        with pytest.raises(client.ApiException) as caught:
+            custom.patch_cluster_custom_object(*VIRTUAL_NODES, name, {"spec": {"azure": {field: value}}})
+        assert f"{field} is immutable" in json.loads(caught.value.body)["message"]
+        # Other Azure settings stay editable (credentials rotate).
+        custom.patch_cluster_custom_object(*VIRTUAL_NODES, name, {"spec": {"azure": {"tags": {"team": "b"}}}})
     finally:
         custom.delete_cluster_custom_object(*VIRTUAL_NODES, name)

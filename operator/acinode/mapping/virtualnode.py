@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from acinode import types
-from acinode.mapping import placement
+from acinode.mapping import placement, quantities
 
 CredentialType = Literal["Default", "WorkloadIdentity", "ManagedIdentity", "ServicePrincipal", "StaticToken"]
 CloudName = Literal["AzurePublicCloud", "AzureUSGovernment", "AzureChinaCloud", "Custom"]
@@ -82,6 +82,20 @@ class LogAnalyticsConfig:
     workspace_id: str
     workspace_key_secret: SecretReference
     log_type: str | None = None
+    workspace_resource_id: str | None = None
+    cluster_resource_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerGroupsConfig:
+    """``spec.containerGroups``: what ACI offers in the region and what a container without requests gets."""
+
+    gpu_skus: tuple[str, ...] = ()
+    default_cpu: float = 1.0
+    default_memory_gb: float = 1.5
+    max_cpu: float = placement.DEFAULT_MAX_CPU
+    max_memory_gb: float = placement.DEFAULT_MAX_MEMORY_GB
+    tag_labels: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,10 +119,14 @@ class VirtualNodeConfig:
     kube_proxy: KubeProxyConfig | None = None
     """Set when ``spec.kubeProxy.enabled``."""
     log_analytics: LogAnalyticsConfig | None = None
+    container_groups: ContainerGroupsConfig = dataclasses.field(default_factory=ContainerGroupsConfig)
     generation: int = 0
 
 
 DEFAULT_CAPACITY: Mapping[str, str] = {"cpu": "800", "memory": "4Ti", "pods": "1000"}
+GPU_RESOURCE = "nvidia.com/gpu"
+DEFAULT_GPU_CAPACITY = "100"
+"""Advertised when ``containerGroups.gpuSkus`` is set and ``capacity`` names no GPU count (ACI's quota decides)."""
 
 
 def _secret_ref(raw: Mapping[str, Any] | None) -> SecretReference | None:
@@ -125,6 +143,9 @@ def virtual_node_config_from_resource(resource: Mapping[str, Any]) -> VirtualNod
     cloud = azure.get("cloud") or {}
     credentials = azure.get("credentials") or {}
     capacity = {**DEFAULT_CAPACITY, **{k: str(v) for k, v in (spec.get("capacity") or {}).items()}}
+    if (spec.get("containerGroups") or {}).get("gpuSkus"):
+        # A node that offers GPUs advertises them, or the scheduler never places a GPU pod here.
+        capacity.setdefault(GPU_RESOURCE, DEFAULT_GPU_CAPACITY)
     dns = spec.get("dns") or {}
     return VirtualNodeConfig(
         name=str(metadata["name"]),
@@ -170,6 +191,28 @@ def virtual_node_config_from_resource(resource: Mapping[str, Any]) -> VirtualNod
         ),
         kube_proxy=_kube_proxy(spec.get("kubeProxy") or {}),
         log_analytics=_log_analytics(azure.get("logAnalytics") or {}),
+        container_groups=_container_groups(spec.get("containerGroups") or {}),
+    )
+
+
+def _cpu(raw: Any, default: float) -> float:
+    return default if raw is None else float(quantities.fraction_from_quantity(raw))
+
+
+def _memory_gb(raw: Any, default: float) -> float:
+    # ACI's "GB" is the mapping's GiB (its memory steps are binary).
+    return default if raw is None else float(quantities.fraction_from_quantity(raw) / quantities.GIB)
+
+
+def _container_groups(raw: Mapping[str, Any]) -> ContainerGroupsConfig:
+    defaults = ContainerGroupsConfig()
+    return ContainerGroupsConfig(
+        gpu_skus=tuple(str(sku) for sku in raw.get("gpuSkus") or ()),
+        default_cpu=_cpu(raw.get("defaultCPU"), defaults.default_cpu),
+        default_memory_gb=_memory_gb(raw.get("defaultMemory"), defaults.default_memory_gb),
+        max_cpu=_cpu(raw.get("maxCPU"), defaults.max_cpu),
+        max_memory_gb=_memory_gb(raw.get("maxMemory"), defaults.max_memory_gb),
+        tag_labels=tuple(str(label) for label in raw.get("tagLabels") or ()),
     )
 
 
@@ -185,7 +228,11 @@ def _log_analytics(raw: Mapping[str, Any]) -> LogAnalyticsConfig | None:
     if not raw.get("workspaceId") or secret is None:
         return None
     return LogAnalyticsConfig(
-        workspace_id=str(raw["workspaceId"]), workspace_key_secret=secret, log_type=raw.get("logType")
+        workspace_id=str(raw["workspaceId"]),
+        workspace_key_secret=secret,
+        log_type=raw.get("logType"),
+        workspace_resource_id=raw.get("workspaceResourceId"),
+        cluster_resource_id=raw.get("clusterResourceId"),
     )
 
 
@@ -198,11 +245,14 @@ def group_placement_from_config(
     """Where the pods of this virtual node run, as the pod mapping needs it. ``secrets``: the values read from
     the Secrets the spec references (the Log Analytics key, the kube-proxy kubeconfig)."""
     secrets = secrets or PlacementSecrets()
+    groups = config.container_groups
     log_analytics = (
         placement.LogAnalyticsSettings(
             workspace_id=config.log_analytics.workspace_id,
             workspace_key=secrets.workspace_key,
             log_type=config.log_analytics.log_type,
+            workspace_resource_id=config.log_analytics.workspace_resource_id,
+            cluster_resource_id=config.log_analytics.cluster_resource_id,
         )
         if config.log_analytics is not None and secrets.workspace_key
         else None
@@ -230,6 +280,12 @@ def group_placement_from_config(
         kube_proxy=kube_proxy,
         log_analytics=log_analytics,
         extra_tags=dict(config.azure.tags),
+        copied_labels=groups.tag_labels,
+        default_cpu=groups.default_cpu,
+        default_memory_gb=groups.default_memory_gb,
+        max_cpu=groups.max_cpu,
+        max_memory_gb=groups.max_memory_gb,
+        gpu_skus=groups.gpu_skus,
         allowed_identities=tuple(
             placement.AllowedIdentity(resource_id=i.resource_id, namespaces=i.namespaces)
             for i in config.azure.allowed_identities

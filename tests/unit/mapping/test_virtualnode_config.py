@@ -272,3 +272,42 @@ def test_placement_carries_log_analytics_and_kube_proxy_only_with_their_secrets(
     assert placed.log_analytics is not None and placed.log_analytics.workspace_key == "k3y"
     assert placed.kube_proxy is not None and placed.kube_proxy.cluster_cidr == "10.240.0.0/16"
     assert "k3y" not in repr(secrets)
+
+
+def test_container_groups_reach_the_placement() -> None:
+    config = parse(
+        resource(
+            containerGroups={
+                "gpuSkus": ["V100", "K80"],
+                "defaultCPU": "500m",
+                "defaultMemory": "1Gi",
+                "maxCPU": 8,
+                "maxMemory": "32Gi",
+                "tagLabels": ["app", "team/*"],
+            },
+            azure={
+                **AZURE,
+                "logAnalytics": {
+                    "workspaceId": "w",
+                    "workspaceKeySecretRef": {"name": "k"},
+                    "logType": "ContainerInsights",
+                    "clusterResourceId": "/subscriptions/s/resourceGroups/r/providers/x/managedClusters/aks",
+                },
+            },
+        )
+    )
+    where = virtualnode.group_placement_from_config(
+        config, types.ClusterId("c"), None, virtualnode.PlacementSecrets(workspace_key="key")
+    )
+    assert (where.gpu_skus, where.default_cpu, where.default_memory_gb) == (("V100", "K80"), 0.5, 1.0)
+    assert (where.max_cpu, where.max_memory_gb, where.copied_labels) == (8.0, 32.0, ("app", "team/*"))
+    assert where.log_analytics is not None
+    assert where.log_analytics.cluster_resource_id.endswith("/managedClusters/aks")  # type: ignore[union-attr]
+    assert config.capacity["nvidia.com/gpu"] == virtualnode.DEFAULT_GPU_CAPACITY
+
+
+def test_container_group_defaults_without_the_section() -> None:
+    where = virtualnode.group_placement_from_config(parse(resource()), types.ClusterId("c"), None)
+    assert (where.gpu_skus, where.default_cpu, where.default_memory_gb) == ((), 1.0, 1.5)
+    assert (where.max_cpu, where.max_memory_gb, where.copied_labels) == (4.0, 16.0, ())
+    assert "nvidia.com/gpu" not in parse(resource()).capacity
