@@ -78,6 +78,11 @@ class AciSettings:
     """Timeout of one ARM request (connect and read)."""
     api_version: str = "2023-05-01"
     """ARM api-version of Microsoft.ContainerInstance (the SDK 10.1 default)."""
+    allow_custom_cloud_credentials: bool = False
+    """Let a VirtualNode with a custom ARM endpoint, authority, token scope or CA bundle use credentials other
+    than a static token (a workload or managed identity, a service principal). Off: whoever may write a
+    VirtualNode could otherwise send the operator's Azure tokens, or a service principal's secret, to a host of
+    their choosing. Turn it on for a private or sovereign cloud that is not one of the named clouds."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +146,47 @@ class KubeletSettings:
     """ACI's container-group API reports no live CPU or memory usage: report a running container's requests
     (what ACI bills) as its usage in ``/stats/summary`` and ``/metrics/resource``. Off: those figures are
     omitted and ``kubectl top`` shows nothing for virtual nodes."""
+    header_timeout_seconds: float = 10.0
+    """Seconds a connection has for its TLS handshake, then again for each complete request head (from connecting,
+    or from the end of its previous response: also the keep-alive idle time). Slower clients are disconnected."""
+    max_connections: int = 256
+    """Open connections at most (TLS handshakes, requests, exec sessions alike); further ones are closed at once."""
+    max_connections_per_client: int = 128
+    """Open connections at most from one client IP address; further ones from it are closed at once. The API
+    server is one client: it tunnels every ``kubectl logs``/``exec``."""
+    max_request_head_bytes: int = 65536
+    """Bytes of one request's line and headers at most; a connection sending more before its head is complete
+    is closed. A kubelet's requests carry a few hundred bytes."""
+    max_sessions: int = 64
+    """Long-lived calls (exec, attach, ``logs -f``) served at once in total; further ones get 429."""
+    max_sessions_per_user: int = 32
+    """Long-lived calls at once per authenticated user; further ones get 429. Through the API server every call is
+    the API server's kubelet client, so this bounds direct callers and leaves room beside the API server."""
+    max_sessions_per_namespace: int = 16
+    """Long-lived calls at once about the pods of one namespace; further ones get 429. The user of a tunnelled call
+    is the API server, so this is what keeps one tenant from taking every session."""
+    websocket_max_message_bytes: int = 1048576
+    """Largest websocket message accepted, from exec clients and from ACI's exec websocket alike."""
+    spdy_max_frame_bytes: int = 262144
+    """Largest SPDY frame accepted (its payload, compressed for SYN_STREAM): a larger one ends the connection with
+    GOAWAY. Go's spdystream sends stdin in 32 KiB frames."""
+    spdy_max_header_block_bytes: int = 262144
+    """Largest SPDY header block after decompression; a larger one is refused (RST_STREAM FRAME_TOO_LARGE, then
+    GOAWAY, since the zlib state is lost) without inflating further. Real blocks are a few hundred bytes."""
+    spdy_max_streams: int = 8
+    """Streams per SPDY connection (exec uses at most five); further SYN_STREAMs get RST_STREAM REFUSED_STREAM."""
+    spdy_max_buffered_bytes: int = 262144
+    """Bytes of stdin and resize data one SPDY connection holds before ACI takes them; beyond it the connection
+    is not read until ACI catches up (TCP backpressure on the client), as are replies the client does not read."""
+    interactive_arm_requests_per_second: float = 2.0
+    """ARM budget of the kubelet API's calls (``logs -f`` polls, exec starts, the reads behind them), per ARM
+    subscription: a token bucket of its own, apart from the reconciler's read, write, create and delete budgets,
+    so no storm of interactive calls delays a create or delete. The calls still count against ARM's limits."""
+    interactive_arm_burst: int = 20
+    """Size of that bucket: interactive ARM calls that may go at once after a quiet spell."""
+    interactive_arm_max_queue_seconds: float = 10.0
+    """Longest an interactive call waits for its budget before failing (429 to the client; a ``logs -f`` poll is
+    skipped). Interactive calls also fail at once while ARM has paused the subscription's matching budget."""
 
 
 @dataclasses.dataclass(frozen=True)

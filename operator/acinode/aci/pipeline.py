@@ -47,10 +47,11 @@ class ThrottlingPolicy(AsyncHTTPPolicy[HttpRequest, AsyncHttpResponse]):
     ) -> PipelineResponse[HttpRequest, AsyncHttpResponse]:
         method = request.http_request.method
         operation = counting.operation_of(method, urllib.parse.urlsplit(request.http_request.url).path)
-        budgets = ratelimit.budgets_for(method, operation)
+        # Interactive calls (the kubelet API's) draw from their own lane, never from the reconciler's budgets.
+        limiter, budgets = ratelimit.route(self._limiter, ratelimit.budgets_for(method, operation))
         throttled = 0
         while True:
-            await self._limiter.acquire(budgets)
+            await limiter.acquire(budgets)
             try:
                 response = await self.next.send(request)
             except Exception as exc:
@@ -62,7 +63,7 @@ class ThrottlingPolicy(AsyncHTTPPolicy[HttpRequest, AsyncHttpResponse]):
                 return response
             asked = ratelimit.retry_after_seconds(response.http_response.headers)
             pause = asked if asked else self._default_pause_seconds * 2**throttled
-            self._limiter.pause(pause, budgets)
+            limiter.pause(pause, budgets)
             throttled += 1
             logger.warning(
                 "ARM answered 429",
@@ -71,7 +72,7 @@ class ThrottlingPolicy(AsyncHTTPPolicy[HttpRequest, AsyncHttpResponse]):
             if throttled > self._throttle_retries:
                 raise errors.ThrottledError(
                     f"ARM throttled {operation} {throttled} times in a row",
-                    retry_after_seconds=max(pause, self._limiter.paused_for(budgets)),
+                    retry_after_seconds=max(pause, limiter.paused_for(budgets)),
                 )
 
 

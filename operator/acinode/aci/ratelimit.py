@@ -11,18 +11,26 @@ Retry-After the server asked for (their callers wait, nothing is dropped) and em
 resumes at the refill rate, not in a burst. ARM keeps separate read and write limits per subscription, so a
 throttled GET holds every read but not the PUTs and DELETEs of a burst, and a throttled PUT holds every write.
 
+Interactive calls (the kubelet API's ``logs -f`` polls, exec starts and the reads behind them) are sent inside
+``interactive(lanes)``: then ``route`` sends them to a lane of their own, one small bucket per subscription
+limiter, so they never take a token the reconciler's creates, deletes and status reads need. They do not queue
+behind a pause ARM asked of the subscription either: while one holds their kind of request, they fail at once.
+
 No SDK here, and time comes from an injectable ``Clock`` so tests run on virtual time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import email.utils
 import enum
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
 from acinode import errors, settings
@@ -53,6 +61,8 @@ class Budget(enum.Enum):
     WRITE = "write"
     CREATE = "create"
     DELETE = "delete"
+    INTERACTIVE = "interactive"
+    """The interactive lane's only budget (see ``InteractiveLanes``)."""
 
 
 def budgets_for(method: str, operation: str) -> tuple[Budget, ...]:
@@ -220,6 +230,65 @@ class SubscriptionLimiters:
         if key not in self._limiters:
             self._limiters[key] = ArmRateLimiter.from_settings(self._settings, clock=self._clock)
         return self._limiters[key]
+
+
+class InteractiveLanes:
+    """The interactive lane of each subscription: an ``ArmRateLimiter`` with one INTERACTIVE bucket per
+    subscription limiter, made on first use. The kubelet API owns one and sends its ARM calls inside
+    ``interactive(lanes)``."""
+
+    def __init__(
+        self, rate_per_second: float, burst: int, *, max_queue_seconds: float, clock: Clock | None = None
+    ) -> None:
+        TokenBucket(rate_per_second, burst)  # refuse a bad rate or burst now, not at the first call
+        self._rate_per_second = rate_per_second
+        self._burst = burst
+        self._max_queue_seconds = max_queue_seconds
+        self._clock = clock
+        self._lanes: weakref.WeakKeyDictionary[ArmRateLimiter, ArmRateLimiter] = weakref.WeakKeyDictionary()
+
+    def lane_for(self, limiter: ArmRateLimiter) -> ArmRateLimiter:
+        """The lane beside ``limiter`` (the limiter of one subscription)."""
+        lane = self._lanes.get(limiter)
+        if lane is None:
+            lane = ArmRateLimiter(
+                {Budget.INTERACTIVE: TokenBucket(self._rate_per_second, self._burst)},
+                max_queue_seconds=self._max_queue_seconds,
+                clock=self._clock or limiter.clock,
+            )
+            self._lanes[limiter] = lane
+        return lane
+
+
+_INTERACTIVE: contextvars.ContextVar[InteractiveLanes | None] = contextvars.ContextVar(
+    "acinode_interactive_lanes", default=None
+)
+
+
+@contextlib.contextmanager
+def interactive(lanes: InteractiveLanes) -> Iterator[None]:
+    """ARM requests sent inside (by this task, and tasks it starts) draw from ``lanes``."""
+    token = _INTERACTIVE.set(lanes)
+    try:
+        yield
+    finally:
+        _INTERACTIVE.reset(token)
+
+
+def route(limiter: ArmRateLimiter, budgets: tuple[Budget, ...]) -> tuple[ArmRateLimiter, tuple[Budget, ...]]:
+    """The limiter and budgets a request draws from: its own ``budgets`` on ``limiter``, or inside
+    ``interactive`` the INTERACTIVE budget of ``limiter``'s lane. Raises ThrottledError for an interactive request
+    while ARM has paused ``budgets`` on ``limiter`` (it does not queue behind the reconciler's pause)."""
+    lanes = _INTERACTIVE.get()
+    if lanes is None:
+        return limiter, budgets
+    paused = limiter.paused_for(budgets)
+    if paused > 0:
+        raise errors.ThrottledError(
+            f"interactive ARM request not sent: ARM paused the subscription for {paused:.1f}s",
+            retry_after_seconds=paused,
+        )
+    return lanes.lane_for(limiter), (Budget.INTERACTIVE,)
 
 
 def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:

@@ -4,6 +4,8 @@ metrics-server ask a node's kubelet, answered from the pods' ACI container group
 One HTTPS port serves every virtual node of the operator (their Nodes all advertise it). Modules:
 
 - ``server``: the aiohttp application, its routes and start-up; ``tls``: serving certificate and client CA;
+- ``listener``: connection caps, TLS handshake and request-head bounds below HTTP; ``sessions``: caps on exec and
+  ``logs -f`` per user and per namespace (see docs/kubelet-api.md, "Limits");
 - ``auth``: authentication (client certificates, TokenReview) and authorization (SubjectAccessReview);
 - ``targets``: which virtual node and container group a request is about;
 - ``responses``: the one mapping from acinode errors to HTTP statuses;

@@ -73,13 +73,16 @@ async def bridge(
     *,
     ssl_context: ssl.SSLContext | None,
     timeout_seconds: float,
+    max_message_bytes: int = 4 * 1024 * 1024,
 ) -> channels.ExitStatus | None:
     """Run the exec session to its end. Returns the exit status written to the client, or None if the client
-    went away first."""
+    went away first. A message from ACI larger than ``max_message_bytes`` ends the session."""
     output_channel = channels.STDOUT if options.stdout or options.tty else channels.STDERR
     async with aiohttp.ClientSession() as http:
         try:
-            aci_ws = await http.ws_connect(session.websocket_uri, ssl=ssl_context or True, heartbeat=None)
+            aci_ws = await http.ws_connect(
+                session.websocket_uri, ssl=ssl_context or True, heartbeat=None, max_msg_size=max_message_bytes
+            )
         except (aiohttp.ClientError, OSError) as err:
             status = channels.ExitStatus(None, f"cannot connect to ACI's exec websocket: {err}")
             await streams.finish(status)

@@ -196,9 +196,13 @@ class KubeletRoutes:
         )
         streams: websocket.WebSocketStreams | spdysession.SpdyStreams
         if is_websocket:
-            streams = await websocket.WebSocketStreams.accept(request)
+            streams = await websocket.WebSocketStreams.accept(
+                request, self.settings.websocket_max_message_bytes
+            )
         else:
-            streams = await spdysession.SpdyStreams.accept(request, options, SPDY_STREAM_TIMEOUT_SECONDS)
+            streams = await spdysession.SpdyStreams.accept(
+                request, options, SPDY_STREAM_TIMEOUT_SECONDS, self.settings
+            )
         status = await execbridge.bridge(
             streams,
             session,
@@ -206,6 +210,7 @@ class KubeletRoutes:
             options,
             ssl_context=execbridge.ssl_context_for(target.aci),
             timeout_seconds=self.settings.exec_timeout_seconds,
+            max_message_bytes=self.settings.websocket_max_message_bytes,
         )
         logger.info(
             "exec ended: %s",

@@ -5,6 +5,11 @@ with SubjectAccessReviews on ``nodes/<node>`` before its handler runs (``auth``)
 container requests, the node named by the API server's proxy path for node-wide ones, and otherwise every served
 node (all must allow). A port that cannot be bound is logged and the operator runs on without the kubelet API:
 Nodes, leases and pods matter more than ``kubectl logs``.
+
+What one caller can make the server hold is bounded (docs/kubelet-api.md, "Limits"): connections, TLS handshakes
+and request heads by ``listener``; long-lived calls per user and namespace by ``sessions``; their ARM calls by an
+interactive lane of their own (``ratelimit.interactive``), apart from the reconciler's budgets; SPDY and websocket
+frames and buffers by ``spdysession`` and ``websocket``.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from acinode import errors, settings
+from acinode.aci import ratelimit
 from acinode.kube import client
-from acinode.kubelet import auth, responses, routes, targets, tls
+from acinode.kubelet import auth, listener, responses, routes, sessions, targets, tls
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +61,17 @@ class KubeletServer:
             deny_ttl_seconds=kubelet.deny_cache_ttl_seconds,
         )
         self.routes = routes.KubeletRoutes(directory, kubelet, clock=clock)
+        self.sessions = sessions.SessionLimits.from_settings(kubelet)
+        self.lanes = ratelimit.InteractiveLanes(
+            kubelet.interactive_arm_requests_per_second,
+            kubelet.interactive_arm_burst,
+            max_queue_seconds=kubelet.interactive_arm_max_queue_seconds,
+        )
+        """The ARM budget of every ACI call the kubelet API makes (one lane per subscription)."""
         self.app = web.Application(middlewares=[self._guard])
         self.routes.add_to(self.app)
+        self.site: listener.KubeletSite | None = None
+        """The listening site once started: its connection counts."""
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         """The bound port once started (None if not serving)."""
@@ -77,10 +92,24 @@ class KubeletServer:
         except errors.ConfigurationError as err:
             logger.error("kubelet API not served: %s", err)
             return False
-        runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
+        head_line_bytes = min(8190, self.settings.max_request_head_bytes)
+        runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handler_cancellation=True,
+            # aiohttp closes a connection without a complete request head after keepalive_timeout, from its
+            # start or its previous response alike: the header-read timeout.
+            keepalive_timeout=self.settings.header_timeout_seconds,
+            max_line_size=head_line_bytes,
+            max_field_size=head_line_bytes,
+        )
         await runner.setup()
-        site = web.TCPSite(
-            runner, (self.settings.address or self.internal_ip), self.requested_port, ssl_context=context
+        site = listener.KubeletSite(
+            runner,
+            (self.settings.address or self.internal_ip),
+            self.requested_port,
+            ssl_context=context,
+            kubelet=self.settings,
         )
         try:
             await site.start()
@@ -94,6 +123,7 @@ class KubeletServer:
             )
             return False
         self._runner = runner
+        self.site = site
         addresses = runner.addresses
         self.port = int(addresses[0][1]) if addresses else self.requested_port
         logger.info("kubelet API serving on %s:%s", (self.settings.address or self.internal_ip), self.port)
@@ -103,6 +133,7 @@ class KubeletServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+            self.site = None
             self.port = None
 
     # --- authentication and authorization -----------------------------------------------------------------
@@ -124,6 +155,12 @@ class KubeletServer:
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self.site is None:
+            return await self._authorized(request, handler)
+        with self.site.serving(request.transport):
+            return await self._authorized(request, handler)
+
+    async def _authorized(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             transport = request.transport
             peercert = transport.get_extra_info("peercert") if transport is not None else None
@@ -141,7 +178,11 @@ class KubeletServer:
                         f"subresource(s)={list(subresources)}, node={node or '*'})"
                     )
                     return responses.error_response(403, message)
-            return await handler(request)
+            with ratelimit.interactive(self.lanes):
+                if not sessions.is_session(request.path, request.query):
+                    return await handler(request)
+                with self.sessions.hold(user.name, sessions.namespace_of(request.path)):
+                    return await handler(request)
         except web.HTTPException:
             raise
         except errors.AcinodeError as err:

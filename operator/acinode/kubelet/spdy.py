@@ -4,7 +4,11 @@ The API server speaks SPDY to kubelets for ``exec`` unless the Node declares ``E
 translates ``kubectl``'s websocket into SPDY (``TranslateStreamCloseWebsocketRequests``), and it passes SPDY
 through unchanged from older clients. Only what that needs is here: parsing the client's frames (SYN_STREAM with
 zlib-compressed headers, DATA, PING, RST_STREAM, GOAWAY; SETTINGS, HEADERS and WINDOW_UPDATE are read and
-ignored, since spdystream enforces no flow control) and writing SYN_REPLY, DATA, PING and GOAWAY.
+ignored, since spdystream enforces no flow control) and writing SYN_REPLY, DATA, PING, RST_STREAM and GOAWAY.
+
+Every size is bounded before memory is spent on it: a frame whose length field exceeds the reader's limit is
+refused from its 8-byte head (nothing of it is buffered), and a header block is inflated at most one byte past its
+limit (``zlib`` ``max_length``), so a small compressed block cannot expand into megabytes.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ VERSION = 3
 SYN_STREAM, SYN_REPLY, RST_STREAM, SETTINGS, PING, GOAWAY, HEADERS, WINDOW_UPDATE = 1, 2, 3, 4, 6, 7, 8, 9
 FLAG_FIN = 0x01
 MAX_DATA_LENGTH = 0xFFFFFF
-RST_CANCEL = 5
+RST_PROTOCOL_ERROR, RST_REFUSED_STREAM, RST_CANCEL, RST_FRAME_TOO_LARGE = 1, 3, 5, 11
+"""RST_STREAM status codes (SPDY/3.1 section 2.6.3)."""
+GOAWAY_OK, GOAWAY_PROTOCOL_ERROR = 0, 1
+"""GOAWAY status codes (SPDY/3.1 section 2.6.6)."""
 
 _DICTIONARY_WORDS = (
     *[
@@ -102,6 +109,10 @@ class ProtocolError(Exception):
     """The peer sent something that is not SPDY/3."""
 
 
+class FrameTooLargeError(ProtocolError):
+    """A frame, or a header block once inflated, is larger than this end accepts."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ControlFrame:
     kind: int
@@ -120,48 +131,77 @@ Frame = ControlFrame | DataFrame
 
 
 class FrameReader:
-    """Incremental parser: ``feed`` bytes, then take complete frames from ``frames()``."""
+    """Incremental parser: ``feed`` bytes, then take complete frames from ``next_frame()`` (or ``frames()``).
 
-    def __init__(self) -> None:
+    A frame longer than ``max_frame_bytes`` raises FrameTooLargeError as soon as its head is read, so the buffer
+    never holds more than one frame of at most that size plus what the last ``feed`` brought.
+    """
+
+    def __init__(self, max_frame_bytes: int = MAX_DATA_LENGTH) -> None:
         self._buffer = bytearray()
+        self._max_frame_bytes = max_frame_bytes
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet taken as frames."""
+        return len(self._buffer)
 
     def feed(self, data: bytes) -> None:
         self._buffer += data
 
+    def next_frame(self) -> Frame | None:
+        """The next complete frame, or None until more bytes come."""
+        if len(self._buffer) < 8:
+            return None
+        first, second = struct.unpack_from(">II", self._buffer, 0)
+        length = second & 0xFFFFFF
+        if length > self._max_frame_bytes:
+            kind = f"control frame {first & 0xFFFF}" if first & 0x80000000 else "DATA frame"
+            raise FrameTooLargeError(f"{kind} of {length} bytes, limit {self._max_frame_bytes}")
+        if len(self._buffer) < 8 + length:
+            return None
+        payload = bytes(self._buffer[8 : 8 + length])
+        del self._buffer[: 8 + length]
+        flags = second >> 24
+        if first & 0x80000000:
+            version = (first >> 16) & 0x7FFF
+            if version != VERSION:
+                raise ProtocolError(f"SPDY version {version}, expected {VERSION}")
+            return ControlFrame(first & 0xFFFF, flags, payload)
+        return DataFrame(first & 0x7FFFFFFF, flags, payload)
+
     def frames(self) -> list[Frame]:
+        """Every complete frame buffered."""
         found: list[Frame] = []
-        while len(self._buffer) >= 8:
-            first, second = struct.unpack(">II", self._buffer[:8])
-            length = second & 0xFFFFFF
-            if len(self._buffer) < 8 + length:
-                break
-            payload = bytes(self._buffer[8 : 8 + length])
-            del self._buffer[: 8 + length]
-            flags = second >> 24
-            if first & 0x80000000:
-                version = (first >> 16) & 0x7FFF
-                if version != VERSION:
-                    raise ProtocolError(f"SPDY version {version}, expected {VERSION}")
-                found.append(ControlFrame(first & 0xFFFF, flags, payload))
-            else:
-                found.append(DataFrame(first & 0x7FFFFFFF, flags, payload))
+        while (frame := self.next_frame()) is not None:
+            found.append(frame)
         return found
 
 
 class HeaderCodec:
-    """The two zlib streams of one connection: one per direction, each primed with the SPDY dictionary."""
+    """The two zlib streams of one connection: one per direction, each primed with the SPDY dictionary.
 
-    def __init__(self) -> None:
+    ``decode`` inflates at most ``max_block_bytes`` + 1 bytes of one block and raises FrameTooLargeError beyond
+    ``max_block_bytes``. The inflating stream is then out of step with the peer's, so the connection cannot go on
+    (SPDY/3.1 section 2.6.3, FRAME_TOO_LARGE: the sender must close the session).
+    """
+
+    def __init__(self, max_block_bytes: int = MAX_DATA_LENGTH) -> None:
         self._inflate = zlib.decompressobj(zdict=HEADER_DICTIONARY)
         self._deflate = zlib.compressobj(
             zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, 15, 8, zdict=HEADER_DICTIONARY
         )
+        self._max_block_bytes = max_block_bytes
 
     def decode(self, block: bytes) -> dict[str, list[str]]:
         try:
-            raw = self._inflate.decompress(block)
+            raw = self._inflate.decompress(block, self._max_block_bytes + 1)
         except zlib.error as err:
             raise ProtocolError(f"header block: {err}") from err
+        if len(raw) > self._max_block_bytes or self._inflate.unconsumed_tail:
+            raise FrameTooLargeError(
+                f"header block inflates past {self._max_block_bytes} bytes ({len(block)} bytes compressed)"
+            )
         return parse_header_block(raw)
 
     def encode(self, headers: Mapping[str, list[str]]) -> bytes:
@@ -234,5 +274,9 @@ def stream_id_of(payload: bytes) -> int:
     return int(stream_id & 0x7FFFFFFF)
 
 
-def goaway(last_stream_id: int) -> bytes:
-    return control_frame(GOAWAY, struct.pack(">II", last_stream_id, 0))
+def goaway(last_stream_id: int, status: int = GOAWAY_OK) -> bytes:
+    return control_frame(GOAWAY, struct.pack(">II", last_stream_id & 0x7FFFFFFF, status))
+
+
+def rst_stream(stream_id: int, status: int) -> bytes:
+    return control_frame(RST_STREAM, struct.pack(">II", stream_id & 0x7FFFFFFF, status))

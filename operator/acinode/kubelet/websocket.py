@@ -37,8 +37,10 @@ class WebSocketStreams:
         return self.ws
 
     @classmethod
-    async def accept(cls, request: web.Request) -> WebSocketStreams:
-        """Upgrade the request, negotiating a supported protocol; InvalidRequestError if none is offered."""
+    async def accept(cls, request: web.Request, max_message_bytes: int) -> WebSocketStreams:
+        """Upgrade the request, negotiating a supported protocol; InvalidRequestError if none is offered.
+        A message larger than ``max_message_bytes`` ends the session (close code 1009); aiohttp's reader stops
+        reading the connection while unread messages pile up, so nothing else grows without bound."""
         offered = channels.split_header_list(request.headers.getall("Sec-WebSocket-Protocol", []))
         protocol = channels.negotiate(offered)
         if protocol is None:
@@ -46,7 +48,7 @@ class WebSocketStreams:
                 f"requested protocol(s) are not supported: {offered}; supports {list(channels.SUPPORTED_PROTOCOLS)}",
                 code="BadRequest",
             )
-        ws = web.WebSocketResponse(protocols=(protocol,), heartbeat=30.0, max_msg_size=16 * 1024 * 1024)
+        ws = web.WebSocketResponse(protocols=(protocol,), heartbeat=30.0, max_msg_size=max_message_bytes)
         await ws.prepare(request)
         return cls(ws, protocol)
 
