@@ -163,7 +163,8 @@ def test_hostile_references_and_identities_are_refused(stack: ChaosStack) -> Non
     for name, fields, path in hostile_pods():
         try:
             core.create_namespaced_pod(ns, pod_body(name, node, fields))
-        except client.ApiException as err:  # Kubernetes' own validation (e.g. env references): refused at once
+        except client.ApiException as err:
+            # Kubernetes' own validation (e.g. env references) refuses some names at once.
             assert err.status == 422 and path in (err.body or ""), f"{name}: {err.status} {err.body}"
             by_api_server.append(name)
             continue

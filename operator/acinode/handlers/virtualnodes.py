@@ -39,8 +39,10 @@ def _services(memo: Any) -> services.Services:
 @kopf.on.resume(*VIRTUAL_NODES)
 @kopf.on.create(*VIRTUAL_NODES)
 @kopf.on.update(*VIRTUAL_NODES, field="spec")
-async def register_virtual_node(body: kopf.Body, memo: kopf.Memo, old: Any, new: Any, **_: Any) -> None:
-    """Make the Node match the spec now; the daemon keeps it that way."""
+async def register_virtual_node(
+    body: kopf.Body, memo: kopf.Memo, old: Any, new: Any, logger: Any, **_: Any
+) -> None:
+    """Make the Node match the spec now; the daemon keeps it that way (and reports a refusal)."""
     svc = _services(memo)
     config = virtualnode.virtual_node_config_from_resource(body)
     running = svc.keepers.get(config.name)
@@ -51,9 +53,12 @@ async def register_virtual_node(body: kopf.Body, memo: kopf.Memo, old: Any, new:
     if old_azure is not None and old_azure != new_azure and config.name in svc.restarts:
         svc.restarts[config.name].set()  # new Azure settings: the daemon reconnects
     try:
-        await registration.ensure_node(svc.kube, config, svc.identity, body.metadata.uid)
+        claim = await registration.claim_node(svc.kube, config, svc.identity, body.metadata.uid)
     except errors.AcinodeError as err:
         raise kopf.TemporaryError(f"registering node {config.node_name}: {err}", delay=5) from err
+    if claim.refusal is not None:
+        # Not retried here: the daemon's keeper retries, and reports the refusal as a condition and an Event.
+        logger.warning(f"node {config.node_name} not registered: {claim.refusal.message}")
 
 
 async def _open_backend_or_raise(svc: services.Services, config: virtualnode.VirtualNodeConfig) -> api.AciApi:
@@ -74,7 +79,7 @@ async def _serve_node(svc: services.Services, body: kopf.Body, restart: asyncio.
     aci: api.AciApi | None = None
     probe: Any
     try:
-        secrets = await backends.placement_secrets(svc.kube, config, svc.operator_namespace)
+        secrets = await backends.placement_secrets(svc.kube, config, svc.settings, svc.operator_namespace)
         aci = await _open_backend_or_raise(svc, config)
         probe = backend.UsageProbe(
             aci, svc.settings.node.backend_check_ttl_seconds, svc.settings.node.api_timeout_seconds
@@ -82,6 +87,8 @@ async def _serve_node(svc: services.Services, body: kopf.Body, restart: asyncio.
     except errors.AcinodeError as err:
         logger.warning(f"Azure settings of {config.name} cannot be used: {err}")
         probe = _MisconfiguredBackend(errors.ConfigurationError(f"Azure settings unusable: {err}"))
+    # Built now, run only once the Node is confirmed ours: a VirtualNode whose nodeName is another's Node never
+    # reads, patches or deletes the pods bound to it.
     pod_reconciler: reconciler.NodePodReconciler | None = None
     if aci is not None:
         where = virtualnode.group_placement_from_config(
@@ -99,11 +106,16 @@ async def _serve_node(svc: services.Services, body: kopf.Body, restart: asyncio.
     )
     svc.keepers[config.name] = node_keeper
     tasks = [asyncio.create_task(node_keeper.run(), name=f"keeper:{config.name}")]
-    if pod_reconciler is not None:
-        svc.reconcilers[config.name] = pod_reconciler
-        tasks.append(asyncio.create_task(pod_reconciler.run(), name=f"pods:{config.name}"))
     try:
-        await restart.wait()
+        if pod_reconciler is None:
+            await restart.wait()
+        elif await _first_set(restart, node_keeper.owned) is node_keeper.owned:
+            svc.reconcilers[config.name] = pod_reconciler
+            tasks.append(asyncio.create_task(pod_reconciler.run(), name=f"pods:{config.name}"))
+            if await _first_set(restart, node_keeper.disowned) is node_keeper.disowned:
+                logger.warning(
+                    f"node {config.node_name} is no longer this VirtualNode's: its pods are not served"
+                )
     finally:
         for task in tasks:
             task.cancel()
@@ -113,6 +125,17 @@ async def _serve_node(svc: services.Services, body: kopf.Body, restart: asyncio.
         svc.reconcilers.pop(config.name, None)
         if aci is not None:
             await aci.close()
+
+
+async def _first_set(*events: asyncio.Event) -> asyncio.Event:
+    """Wait until one of ``events`` is set; return it (the first of them, when several are)."""
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return next(event for event in events if event.is_set())
 
 
 @kopf.daemon(*VIRTUAL_NODES, cancellation_timeout=10)
@@ -145,10 +168,23 @@ async def keep_virtual_node(
 
 
 @kopf.on.delete(*VIRTUAL_NODES)
-async def release_virtual_node(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Delete every container group of the node, then its Node and Lease."""
+async def release_virtual_node(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
+    """Delete every container group of the node, then its Node and Lease: only when they are this VirtualNode's.
+
+    Groups are tagged with the node name, not the VirtualNode: a VirtualNode refused for a nodeName held by
+    another removes nothing of it (see ``ownership.release_on_delete``).
+    """
     svc = _services(memo)
     config = virtualnode.virtual_node_config_from_resource(body)
+    try:
+        scope = await registration.release_scope(svc.kube, config.node_name, body.metadata.uid)
+    except errors.AcinodeError as err:
+        raise kopf.TemporaryError(f"releasing node {config.node_name}: {err}", delay=5) from err
+    if not scope.groups:
+        logger.info(
+            f"node {config.node_name} is not this VirtualNode's: nothing of it removed ({scope.reason})"
+        )
+        return
     aci = await _open_backend(svc, config)
     if aci is None:
         raise kopf.TemporaryError(
@@ -158,7 +194,8 @@ async def release_virtual_node(body: kopf.Body, memo: kopf.Memo, **_: Any) -> No
         )
     try:
         await cleanup.delete_node_groups(aci, svc.cluster_id, config.node_name)
-        await registration.remove_node(svc.kube, config.node_name)
+        if scope.node_uid is not None:
+            await registration.remove_node(svc.kube, config.node_name, scope.node_uid)
     except errors.AcinodeError as err:
         raise kopf.TemporaryError(f"releasing node {config.node_name}: {err}", delay=5) from err
     finally:

@@ -90,7 +90,9 @@ async def get_config_map(kube: client.KubeClient, namespace: str, name: str) -> 
 
 async def list_services(kube: client.KubeClient, namespace: str) -> list[JsonObject]:
     answer = await kube.get(names.namespaced_core_path(namespace, "services"))
-    return [item for item in answer.get("items", []) if item.get("metadata", {}).get("namespace") == namespace]
+    return [
+        item for item in answer.get("items", []) if item.get("metadata", {}).get("namespace") == namespace
+    ]
 
 
 async def get_service(kube: client.KubeClient, namespace: str, name: str) -> JsonObject | None:

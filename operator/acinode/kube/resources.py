@@ -7,22 +7,33 @@ import uuid
 from typing import Any
 
 from acinode import errors
-from acinode.kube import client
+from acinode.kube import client, names
 
 JsonObject = client.JsonObject
 VIRTUALNODES = "/apis/acinode.dev/v1alpha1/virtualnodes"
 
 
 def node_path(name: str) -> str:
-    return f"/api/v1/nodes/{name}"
+    return names.core_path("nodes", name)
 
 
 def lease_path(namespace: str, name: str) -> str:
-    return f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}"
+    return names.group_path("coordination.k8s.io/v1", "leases", name, namespace=namespace)
 
 
 def virtual_node_path(name: str) -> str:
-    return f"{VIRTUALNODES}/{name}"
+    return names.group_path("acinode.dev/v1alpha1", "virtualnodes", name)
+
+
+async def list_virtual_nodes(kube: client.KubeClient) -> list[JsonObject]:
+    """Every VirtualNode (cluster-scoped, few: one per virtual node), e.g. to see who claims a nodeName."""
+    answer = await kube.get(VIRTUALNODES)
+    return list(answer.get("items") or [])
+
+
+def uid_precondition(uid: str) -> JsonObject:
+    """DeleteOptions that delete the object only while it is the one with ``uid`` (409 otherwise)."""
+    return {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
 
 
 async def get_or_none(kube: client.KubeClient, path: str) -> JsonObject | None:
@@ -69,4 +80,4 @@ async def post_event(
         "count": 1,
         "reportingComponent": component,
     }
-    await kube.create(f"/api/v1/namespaces/{namespace}/events", body)
+    await kube.create(names.namespaced_core_path(namespace, "events"), body)

@@ -11,11 +11,11 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from acinode.mapping import virtualnode
+from acinode.mapping import ownership, virtualnode
 
 PROVIDER_TAINT_KEY = "virtual-kubelet.io/provider"
 PROVIDER_TAINT_VALUE = "azure"
-MANAGED_BY_LABEL = "acinode.dev/virtual-node"
+MANAGED_BY_LABEL = ownership.MANAGED_BY_LABEL
 """Label on every Node acinode manages, naming its VirtualNode (lets the operator watch only its own Nodes)."""
 MANAGED_LABELS_ANNOTATION = "acinode.dev/managed-labels"
 """Which label keys acinode set on the Node, so that a label removed from the spec is removed from the Node."""
@@ -53,6 +53,103 @@ def node_labels(config: virtualnode.VirtualNodeConfig) -> dict[str, str]:
     }
 
 
+DERIVED_LABEL_KEYS = frozenset(
+    {
+        "type",
+        "kubernetes.io/role",
+        "kubernetes.io/os",
+        "beta.kubernetes.io/os",
+        "kubernetes.io/arch",
+        "beta.kubernetes.io/arch",
+        "kubernetes.io/hostname",
+        "node.kubernetes.io/exclude-from-external-load-balancers",
+        "topology.kubernetes.io/region",
+        MANAGED_BY_LABEL,
+    }
+)
+"""The labels acinode sets itself (``node_labels``): spec.labels may not set them, so none is silently ignored."""
+
+KUBELET_LABEL_KEYS = frozenset(
+    {
+        "kubernetes.io/hostname",
+        "kubernetes.io/os",
+        "kubernetes.io/arch",
+        "beta.kubernetes.io/os",
+        "beta.kubernetes.io/arch",
+        "beta.kubernetes.io/instance-type",
+        "node.kubernetes.io/instance-type",
+        "topology.kubernetes.io/region",
+        "topology.kubernetes.io/zone",
+        "failure-domain.beta.kubernetes.io/region",
+        "failure-domain.beta.kubernetes.io/zone",
+    }
+)
+"""The kubernetes.io labels a kubelet may set on its own Node (k8s.io/kubelet/pkg/apis ``kubeletLabels``)."""
+KUBELET_LABEL_NAMESPACES = ("kubelet.kubernetes.io", "node.kubernetes.io")
+"""Label prefixes (and their subdomains) a kubelet may set on its own Node (``kubeletLabelNamespaces``)."""
+NODE_RESTRICTION_NAMESPACE = "node-restriction.kubernetes.io"
+RESTRICTED_NAMESPACES = ("kubernetes.io", "k8s.io")
+
+
+def _label_namespace(key: str) -> str:
+    prefix, slash, _ = key.partition("/")
+    return prefix if slash else ""
+
+
+def _in_domain(namespace: str, domain: str) -> bool:
+    return namespace == domain or namespace.endswith("." + domain)
+
+
+def is_label_forbidden_to_kubelets(key: str) -> bool:
+    """Whether NodeRestriction forbids a kubelet to set label ``key`` on its own Node.
+
+    The same rule as the admission plugin (plugin/pkg/admission/noderestriction ``getForbiddenLabels``):
+    ``node-restriction.kubernetes.io/`` (and subdomains), and any other kubernetes.io or k8s.io label (and
+    subdomains) that is not one of the kubelet's own (``KUBELET_LABEL_KEYS``, ``KUBELET_LABEL_NAMESPACES``).
+    """
+    namespace = _label_namespace(key)
+    if _in_domain(namespace, NODE_RESTRICTION_NAMESPACE):
+        return True
+    if not any(_in_domain(namespace, domain) for domain in RESTRICTED_NAMESPACES):
+        return False
+    if key in KUBELET_LABEL_KEYS:
+        return False
+    return not any(_in_domain(namespace, allowed) for allowed in KUBELET_LABEL_NAMESPACES)
+
+
+FORBIDDEN_LABELS = "ForbiddenLabels"
+
+
+def spec_labels_refusal(labels: Mapping[str, str]) -> ownership.Refusal | None:
+    """Why acinode refuses a VirtualNode's ``spec.labels``, or None when it may apply them.
+
+    Refused: labels a kubelet may not set on itself (a virtual node is no wider a door than a kubelet), and the
+    labels acinode derives itself (``DERIVED_LABEL_KEYS``), which would otherwise be silently overridden. The CRD
+    refuses both at admission; this catches objects stored before that rule.
+    """
+    restricted = sorted(k for k in labels if is_label_forbidden_to_kubelets(k))
+    derived = sorted(k for k in labels if k in DERIVED_LABEL_KEYS and not is_label_forbidden_to_kubelets(k))
+    problems = []
+    if restricted:
+        problems.append(
+            f"{', '.join(restricted)}: NodeRestriction forbids a kubelet to set "
+            + ("this label" if len(restricted) == 1 else "these labels")
+            + " on its own Node (node-restriction.kubernetes.io/*, and kubernetes.io or k8s.io labels other than "
+            "the kubelet's own)"
+        )
+    if derived:
+        problems.append(
+            f"{', '.join(derived)}: acinode sets "
+            + ("this label" if len(derived) == 1 else "these labels")
+            + " itself (from nodeName, operatingSystem and azure.region)"
+        )
+    if not problems:
+        return None
+    return ownership.Refusal(
+        FORBIDDEN_LABELS, "spec.labels refused, the Node is not registered or updated: " + "; ".join(problems)
+    )
+
+
 def node_taints(config: virtualnode.VirtualNodeConfig) -> list[dict[str, str]]:
     taints = (
         []
@@ -85,7 +182,7 @@ def node_from_virtual_node(
     if owner_uid:
         # Not an ownerReference: a cluster-scoped CR could own the Node, but then deleting the VirtualNode would
         # let the garbage collector remove the Node before our finalizer has removed the container groups.
-        annotations["acinode.dev/virtual-node-uid"] = owner_uid
+        annotations[ownership.VIRTUAL_NODE_UID_ANNOTATION] = owner_uid
     metadata: dict[str, Any] = {"name": config.node_name, "labels": labels, "annotations": annotations}
     return {
         "apiVersion": "v1",

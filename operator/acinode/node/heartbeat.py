@@ -59,9 +59,15 @@ async def patch_status_once(
     *,
     now: datetime.datetime,
     previous_conditions: list[dict[str, object]],
+    node_uid: str,
 ) -> list[dict[str, object]]:
-    """Patch the Node's status (capacity, addresses, conditions). Raises NotFoundError if the Node is gone."""
+    """Patch the status (capacity, addresses, conditions) of the Node with ``node_uid``, and of no other.
+
+    The patch carries the uid: the API server refuses it (uid is immutable) for a Node replaced under the same
+    name. Raises NotFoundError if the Node is gone.
+    """
     conditions = node_mapping.node_conditions(readiness, now, previous_conditions)
     status = {**node_mapping.node_static_status(config, identity), "conditions": conditions}
-    await kube.patch(f"{resources.node_path(config.node_name)}/status", {"status": status}, "strategic")
+    body = {"metadata": {"uid": node_uid}, "status": status}
+    await kube.patch(f"{resources.node_path(config.node_name)}/status", body, "strategic")
     return conditions

@@ -18,8 +18,8 @@ from typing import Any
 from acinode import errors, settings
 from acinode.kube import client, resources
 from acinode.mapping import node as node_mapping
-from acinode.mapping import virtualnode
-from acinode.node import heartbeat, lease, registration
+from acinode.mapping import ownership, virtualnode
+from acinode.node import heartbeat, lease, registration, report
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,17 @@ class NodeKeeper:
         """Measures intervals (status patches, lease age); injectable so tests control time."""
         self.readiness = node_mapping.Readiness(False, "KubeletNotReady", "acinode is starting")
         self.node_uid: str | None = None
+        """The uid of our Node, once confirmed ours (created by us, or annotated with ``owner_uid``)."""
+        self.refusal: ownership.Refusal | None = None
+        """Why there is no Node of ours to serve (the name is taken, the spec refused); None once there is."""
+        self.lease_refusal: ownership.Refusal | None = None
+        """Why the Lease of our Node's name is not renewed (it belongs to someone else); None while it is ours."""
+        self.owned = asyncio.Event()
+        """Set while the Node is confirmed ours: the node's pods are served only then."""
+        self.disowned = asyncio.Event()
+        """Set once a Node confirmed ours turns out not to be (replaced, refused): its pods must stop being served."""
+        self._lease_version: str | None = None
+        self._claim_due = False
         self.conditions: list[dict[str, Any]] = []
         self.last_renewal: float | None = None
         """Monotonic time of the last successful Lease renewal (heartbeat age for metrics)."""
@@ -76,6 +87,7 @@ class NodeKeeper:
 
     def update_config(self, config: virtualnode.VirtualNodeConfig) -> None:
         self.config = config
+        self._claim_due = True  # the new spec may be refused, or change the Node's labels and taints
         self.poke()
 
     async def _call(self, coroutine: Any) -> Any:
@@ -85,16 +97,51 @@ class NodeKeeper:
     # --- one iteration of each loop -----------------------------------------------------------------------
 
     async def register_once(self) -> None:
-        node = await self._call(
-            registration.ensure_node(self.kube, self.config, self.identity, self.owner_uid)
+        """Claim the Node: ours (created or adopted by uid annotation), or refused with the reason."""
+        claim = await self._call(
+            registration.claim_node(self.kube, self.config, self.identity, self.owner_uid)
         )
-        self.node_uid = node["metadata"]["uid"]
-        self.conditions = list(node.get("status", {}).get("conditions") or [])
+        if claim.node is None:
+            assert claim.refusal is not None
+            await self._refuse(claim.refusal)
+            return
+        node_uid = claim.node["metadata"]["uid"]
+        if node_uid != self.node_uid:
+            self._lease_version = None  # the Lease we renewed was another Node's
+        self.node_uid = node_uid
+        self.conditions = list(claim.node.get("status", {}).get("conditions") or [])
+        if self.refusal is not None:
+            logger.info("the node is ours now: %s", self.config.node_name, extra=self.log_fields)
+            self.refusal = None
+        self.owned.set()
         if self.readiness.ready:
             self._renew_now.set()  # a (new) Node to own the Lease: renew now, not a whole interval later
 
+    async def _refuse(self, refusal: ownership.Refusal) -> None:
+        """No Node of ours: nothing is written to the Node or Lease, and the pods stop being served."""
+        self.node_uid = None
+        self._lease_version = None
+        self.readiness = node_mapping.Readiness(False, refusal.reason, refusal.message)
+        if self.owned.is_set():
+            self.owned.clear()
+            self.disowned.set()
+        if refusal != self.refusal:
+            logger.warning("node refused: %s", refusal.message, extra=self.log_fields)
+            await self._post_event(refusal.reason, refusal.message, "Warning")
+        self.refusal = refusal
+
     async def status_once(self, force: bool = False) -> None:
-        """Probe the backend; patch Node status if readiness changed, on ``force``, or when the last is old."""
+        """Probe the backend; patch Node status if readiness changed, on ``force``, or when the last is old.
+
+        Nothing is probed or patched while there is no Node of ours (its name is taken, the spec is refused):
+        registration is retried each time, and the refusal reported on the VirtualNode.
+        """
+        if self.node_uid is None or self._claim_due:
+            await self.register_once()
+            self._claim_due = False
+            if self.node_uid is None:
+                await self.report_once()
+                return
         timeout = self.settings.node.api_timeout_seconds
         try:
             # A grace beyond the probe's own timeout (the probe contract: it bounds itself), so that the probe
@@ -115,47 +162,81 @@ class NodeKeeper:
         if changed and readiness.ready:
             self._renew_now.set()  # a node that turns ready must not wait a whole interval for its lease
         due = self.monotonic() - self._last_status_patch >= self.settings.node.status_interval_seconds
-        if not (changed or force or due or self.node_uid is None):
+        if not (changed or force or due):
             await self.report_once()
             return
-        if self.node_uid is None:
-            await self.register_once()
         try:
-            self.conditions = await self._call(
-                heartbeat.patch_status_once(
-                    self.kube,
-                    self.config,
-                    self.identity,
-                    readiness,
-                    now=self.clock(),
-                    previous_conditions=self.conditions,
-                )
-            )
+            self.conditions = await self._patch_status(readiness, self.conditions)
         except errors.NotFoundError:
             logger.warning("node is gone; registering it again", extra=self.log_fields)
-            await self.register_once()
-            self.conditions = await self._call(
-                heartbeat.patch_status_once(
-                    self.kube, self.config, self.identity, readiness, now=self.clock(), previous_conditions=[]
-                )
-            )
-        self._last_status_patch = self.monotonic()
+            await self._register_again()
+        except (errors.InvalidRequestError, errors.ConflictError):
+            # The uid guard refused the patch (or the Node changed under us): whose is the Node now?
+            logger.warning("node status patch refused; checking whose the node is", extra=self.log_fields)
+            await self._register_again()
+        if self.node_uid is not None:
+            self._last_status_patch = self.monotonic()
         await self.report_once()
 
+    async def _register_again(self) -> None:
+        self.node_uid = None
+        await self.register_once()
+        if self.node_uid is not None:
+            self.conditions = await self._patch_status(self.readiness, [])
+
+    async def _patch_status(
+        self, readiness: node_mapping.Readiness, previous: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        assert self.node_uid is not None
+        conditions: list[dict[str, Any]] = await self._call(
+            heartbeat.patch_status_once(
+                self.kube,
+                self.config,
+                self.identity,
+                readiness,
+                now=self.clock(),
+                previous_conditions=previous,
+                node_uid=self.node_uid,
+            )
+        )
+        return conditions
+
     async def lease_once(self) -> None:
-        """Renew the Lease, unless the backend is not ready (then the node must be seen to go stale)."""
+        """Renew our Node's Lease, unless the backend is not ready (then the node must be seen to go stale).
+
+        A Lease of that name that is not our Node's is left alone, and reported.
+        """
         if not self.readiness.ready or self.node_uid is None:
             return
         duration = self.settings.lease.duration_seconds
         try:
-            await self._call(
-                lease.renew_once(self.kube, self.config.node_name, self.node_uid, self.clock(), duration)
+            renewal: lease.Renewal = await self._call(
+                lease.renew_once(
+                    self.kube,
+                    self.config.node_name,
+                    self.node_uid,
+                    self.clock(),
+                    duration,
+                    self._lease_version,
+                )
             )
         except errors.NotFoundError:
             # The Lease may be gone with its Node: re-register on the status loop, now.
+            self._lease_version = None
             self.poke()
             raise
-        self.last_renewal = self.monotonic()
+        self._lease_version = renewal.resource_version
+        if renewal.refusal != self.lease_refusal:
+            if renewal.refusal is not None:
+                logger.warning("lease refused: %s", renewal.refusal.message, extra=self.log_fields)
+                await self._post_event(renewal.refusal.reason, renewal.refusal.message, "Warning")
+            self.lease_refusal = renewal.refusal
+        if renewal.stale:
+            logger.info(
+                "the Lease is an earlier node's: waiting for the garbage collector", extra=self.log_fields
+            )
+        if renewal.renewed:
+            self.last_renewal = self.monotonic()
 
     async def report_once(self) -> None:
         """Mirror registration and readiness on the VirtualNode's status (only when something changed)."""
@@ -163,11 +244,18 @@ class NodeKeeper:
         status: dict[str, Any] = {
             "observedGeneration": self.config.generation,
             "nodeName": self.config.node_name,
-            "conditions": _virtual_node_conditions(self.readiness, registered, self.clock(), self._reported),
+            "conditions": report.virtual_node_conditions(
+                self.readiness,
+                registered,
+                self.clock(),
+                self._reported,
+                refusal=self.refusal,
+                lease_refusal=self.lease_refusal,
+            ),
         }
         if self.pod_count is not None:
             status["pods"] = self.pod_count()
-        if self._reported is not None and _same_status(self._reported, status):
+        if self._reported is not None and report.same_status(self._reported, status):
             return
         await self._call(
             self.kube.patch(
@@ -178,6 +266,13 @@ class NodeKeeper:
 
     async def _post_readiness_event(self, readiness: node_mapping.Readiness) -> None:
         """An Event on the VirtualNode whenever its readiness changes, so `kubectl describe vn` tells why."""
+        await self._post_event(
+            "NodeReady" if readiness.ready else readiness.reason,
+            readiness.message,
+            "Normal" if readiness.ready else "Warning",
+        )
+
+    async def _post_event(self, reason: str, message: str, event_type: str) -> None:
         involved = {
             "apiVersion": "acinode.dev/v1alpha1",
             "kind": "VirtualNode",
@@ -189,13 +284,13 @@ class NodeKeeper:
                 resources.post_event(
                     self.kube,
                     involved=involved,
-                    reason="NodeReady" if readiness.ready else readiness.reason,
-                    message=readiness.message,
-                    event_type="Normal" if readiness.ready else "Warning",
+                    reason=reason,
+                    message=message,
+                    event_type=event_type,
                 )
             )
         except (errors.AcinodeError, TimeoutError) as err:
-            logger.warning("posting a readiness event failed: %s", err, extra=self.log_fields)
+            logger.warning("posting an event failed: %s", err, extra=self.log_fields)
 
     # --- loops --------------------------------------------------------------------------------------------
 
@@ -243,65 +338,3 @@ class NodeKeeper:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(pause, 0.0)):
                     await self._renew_now.wait()
-
-
-def _condition(
-    kind: str, ok: bool, reason: str, message: str, *, now: datetime.datetime, before: dict[str, Any] | None
-) -> dict[str, Any]:
-    status = "True" if ok else "False"
-    previous = next((c for c in (before or {}).get("conditions", []) if c["type"] == kind), None)
-    transition = previous["lastTransitionTime"] if previous and previous["status"] == status else None
-    return {
-        "type": kind,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": transition or now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-
-
-def _virtual_node_conditions(
-    readiness: node_mapping.Readiness,
-    registered: bool,
-    now: datetime.datetime,
-    before: dict[str, Any] | None,
-) -> list[dict[str, Any]]:
-    backend_ok = readiness.reason not in {"BackendUnreachable", "BackendCredentialsRefused"}
-    return [
-        _condition(
-            "Ready",
-            readiness.ready and registered,
-            readiness.reason,
-            readiness.message,
-            now=now,
-            before=before,
-        ),
-        _condition(
-            "Registered",
-            registered,
-            "NodeRegistered" if registered else "NodeNotRegistered",
-            "the Node is registered" if registered else "the Node is not registered yet",
-            now=now,
-            before=before,
-        ),
-        _condition(
-            "BackendReachable",
-            backend_ok,
-            "BackendReachable" if backend_ok else readiness.reason,
-            "Azure Container Instances answered" if backend_ok else readiness.message,
-            now=now,
-            before=before,
-        ),
-    ]
-
-
-def _same_status(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    def essence(s: dict[str, Any]) -> Any:
-        return (
-            s.get("pods"),
-            s["observedGeneration"],
-            s["nodeName"],
-            [(c["type"], c["status"], c["reason"], c["message"]) for c in s["conditions"]],
-        )
-
-    return bool(essence(a) == essence(b))

@@ -1,38 +1,106 @@
-"""Create a VirtualNode's Node, keep its labels and taints in line with the spec, and remove it."""
+"""Create a VirtualNode's Node, keep its labels and taints in line with the spec, and remove it: only its own.
+
+A Node is this VirtualNode's when its ``acinode.dev/virtual-node-uid`` annotation is the VirtualNode's uid (see
+``mapping/ownership.py``). Any other Node of that name (a real node, another VirtualNode's, an unannotated one)
+is never patched or deleted: the caller gets the refusal to report instead.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
+from acinode import errors
 from acinode.kube import client, resources
 from acinode.mapping import node as node_mapping
-from acinode.mapping import virtualnode
+from acinode.mapping import ownership, virtualnode
 
 logger = logging.getLogger(__name__)
+NODES = "/api/v1/nodes"
 
 
-async def ensure_node(
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """The outcome of registering: our Node, or why there is none to serve."""
+
+    node: client.JsonObject | None
+    refusal: ownership.Refusal | None = None
+
+
+async def claim_node(
     kube: client.KubeClient,
     config: virtualnode.VirtualNodeConfig,
     identity: node_mapping.NodeIdentity,
-    owner_uid: str | None = None,
-) -> client.JsonObject:
-    """Return the Node, created if missing and patched if its labels or taints drifted from the spec."""
-    desired = node_mapping.node_from_virtual_node(config, identity, owner_uid)
+    owner_uid: str | None,
+) -> Claim:
+    """Our Node, created if missing and patched if its labels or taints drifted from the spec; or the refusal.
+
+    Refused without a write: a spec with labels a kubelet may not set on itself; a Node of that name that is not
+    ours (``owner_uid`` is the VirtualNode's uid); a missing Node whose name another live VirtualNode claimed
+    first. The drift patch carries the resourceVersion read, so a Node replaced in between is not patched.
+    """
+    refusal = node_mapping.spec_labels_refusal(config.labels)
+    if refusal is not None:
+        return Claim(None, refusal)
     path = resources.node_path(config.node_name)
     actual = await resources.get_or_none(kube, path)
     if actual is None:
+        virtual_nodes = await resources.list_virtual_nodes(kube)
+        refusal = ownership.missing_node_refusal(
+            virtual_nodes, config.node_name, config.name, owner_uid or ""
+        )
+        if refusal is not None:
+            return Claim(None, refusal)
         logger.info("registering node", extra={"node": config.node_name})
-        return await kube.create("/api/v1/nodes", desired)
+        desired = node_mapping.node_from_virtual_node(config, identity, owner_uid)
+        return Claim(await kube.create(NODES, desired))
+    if not ownership.is_own_node(actual, owner_uid):
+        return Claim(None, ownership.foreign_node_refusal(actual, config.name))
+    desired = node_mapping.node_from_virtual_node(config, identity, owner_uid)
     patch = node_mapping.node_metadata_drift(desired, actual)
     if patch is None:
-        return actual
+        return Claim(actual)
+    patch.setdefault("metadata", {})["resourceVersion"] = actual["metadata"]["resourceVersion"]
     logger.info("updating node labels/taints", extra={"node": config.node_name})
-    return await kube.patch(path, patch, "merge")
+    return Claim(await kube.patch(path, patch, "merge"))
 
 
-async def remove_node(kube: client.KubeClient, node_name: str) -> None:
-    """Delete the Node and its Lease (either may already be gone)."""
-    await resources.delete_if_present(kube, resources.lease_path(node_mapping.LEASE_NAMESPACE, node_name))
-    if await resources.delete_if_present(kube, resources.node_path(node_name)):
+async def release_scope(
+    kube: client.KubeClient, node_name: str, virtual_node_uid: str | None
+) -> ownership.Release:
+    """What a deleted VirtualNode may remove (its Node, Lease and container groups), from what exists now."""
+    node = await resources.get_or_none(kube, resources.node_path(node_name))
+    virtual_nodes = [] if node is not None else await resources.list_virtual_nodes(kube)
+    return ownership.release_on_delete(node, virtual_nodes, node_name, virtual_node_uid or "")
+
+
+async def remove_node(kube: client.KubeClient, node_name: str, node_uid: str) -> None:
+    """Delete the Node with ``node_uid`` and its Lease, when the Lease is that Node's (either may be gone).
+
+    Both deletes carry a uid precondition: a Node or Lease replaced meanwhile is someone else's and stays.
+    A Lease that is not the Node's is left alone (a stale one of an earlier Node is the garbage collector's).
+    """
+    lease_path = resources.lease_path(node_mapping.LEASE_NAMESPACE, node_name)
+    lease = await resources.get_or_none(kube, lease_path)
+    if lease is not None and ownership.is_own_lease(lease, node_uid):
+        try:
+            await resources.delete_if_present(
+                kube, lease_path, resources.uid_precondition(lease["metadata"]["uid"])
+            )
+        except errors.ConflictError:
+            logger.warning("the Lease was replaced meanwhile: left alone", extra={"node": node_name})
+    elif lease is not None:
+        logger.warning(
+            "leaving the Lease alone: %s",
+            ownership.foreign_lease_refusal(lease, node_name, node_uid).message,
+            extra={"node": node_name},
+        )
+    try:
+        removed = await resources.delete_if_present(
+            kube, resources.node_path(node_name), resources.uid_precondition(node_uid)
+        )
+    except errors.ConflictError:
+        logger.warning("the Node was replaced meanwhile: not ours, left alone", extra={"node": node_name})
+        return
+    if removed:
         logger.info("removed node", extra={"node": node_name})

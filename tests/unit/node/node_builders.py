@@ -20,11 +20,19 @@ NODES = "/api/v1/nodes"
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
 
 
-def virtual_node(name: str = "vn-1", generation: int = 1, **spec: Any) -> dict[str, Any]:
+def virtual_node(
+    name: str = "vn-1",
+    generation: int = 1,
+    *,
+    uid: str = "vn-uid",
+    created: str = "2025-01-01T11:00:00Z",
+    **spec: Any,
+) -> dict[str, Any]:
+    """A VirtualNode as the API server holds it (the keeper's ``owner_uid`` is its uid, ``vn-uid``)."""
     return {
         "apiVersion": "acinode.dev/v1alpha1",
         "kind": "VirtualNode",
-        "metadata": {"name": name, "generation": generation},
+        "metadata": {"name": name, "generation": generation, "uid": uid, "creationTimestamp": created},
         "spec": {
             "azure": {
                 "subscriptionId": "00000000-0000-0000-0000-000000000001",

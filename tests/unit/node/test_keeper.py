@@ -19,6 +19,7 @@ from node_builders import (
 )
 
 from acinode import errors
+from acinode.kube import resources
 from acinode.mapping import node as node_mapping
 from acinode.mapping import virtualnode
 from acinode.node import heartbeat
@@ -79,14 +80,16 @@ async def test_the_first_status_registers_patches_and_reports(
     keeper = make_keeper()
     await keeper.status_once()
     assert verbs(kube) == [
-        ("POST", EVENTS),  # the readiness change, as an Event on the VirtualNode
         ("GET", node_path()),
+        ("GET", resources.VIRTUALNODES),  # is this VirtualNode the first to claim the name?
         ("POST", NODES),
+        ("POST", EVENTS),  # the readiness change, as an Event on the VirtualNode
         ("PATCH", NODE_STATUS),
         ("PATCH", vn_status_path()),
     ]
-    assert kube.calls[3].patch_type == "strategic"
-    assert kube.calls[4].patch_type == "merge"
+    assert kube.calls[4].patch_type == "strategic"
+    assert kube.calls[4].body["metadata"] == {"uid": keeper.node_uid}  # only this Node's status
+    assert kube.calls[5].patch_type == "merge"
     node = kube.stored(node_path())
     assert node is not None
     assert node["status"]["capacity"] == {"cpu": "800", "memory": "4Ti", "pods": "1000"}
@@ -221,6 +224,7 @@ async def test_a_deleted_node_is_registered_again(
     assert verbs(kube) == [
         ("PATCH", NODE_STATUS),  # 404
         ("GET", node_path()),
+        ("GET", resources.VIRTUALNODES),
         ("POST", NODES),
         ("PATCH", NODE_STATUS),
     ]

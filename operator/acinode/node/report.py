@@ -1,0 +1,100 @@
+"""The VirtualNode's status conditions as its keeper reports them (Ready, Registered, BackendReachable)."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from acinode.mapping import node as node_mapping
+from acinode.mapping import ownership
+
+
+def _condition(
+    kind: str,
+    ok: bool | None,
+    reason: str,
+    message: str,
+    *,
+    now: datetime.datetime,
+    before: dict[str, Any] | None,
+) -> dict[str, Any]:
+    status = "Unknown" if ok is None else "True" if ok else "False"
+    previous = next((c for c in (before or {}).get("conditions", []) if c["type"] == kind), None)
+    transition = previous["lastTransitionTime"] if previous and previous["status"] == status else None
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": transition or now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def virtual_node_conditions(
+    readiness: node_mapping.Readiness,
+    registered: bool,
+    now: datetime.datetime,
+    before: dict[str, Any] | None,
+    *,
+    refusal: ownership.Refusal | None = None,
+    lease_refusal: ownership.Refusal | None = None,
+) -> list[dict[str, Any]]:
+    """Ready, Registered and BackendReachable. A refusal (no Node of ours) is the reason of Ready and Registered;
+    the backend is not checked meanwhile (Unknown). A foreign Lease keeps Ready False."""
+    if refusal is not None:
+        return [
+            _condition("Ready", False, refusal.reason, refusal.message, now=now, before=before),
+            _condition("Registered", False, refusal.reason, refusal.message, now=now, before=before),
+            _condition(
+                "BackendReachable",
+                None,
+                "NotChecked",
+                "the backend is not checked while the VirtualNode has no Node of its own",
+                now=now,
+                before=before,
+            ),
+        ]
+    backend_ok = readiness.reason not in {"BackendUnreachable", "BackendCredentialsRefused"}
+    ready = (
+        _condition("Ready", False, lease_refusal.reason, lease_refusal.message, now=now, before=before)
+        if lease_refusal is not None and registered
+        else _condition(
+            "Ready",
+            readiness.ready and registered,
+            readiness.reason,
+            readiness.message,
+            now=now,
+            before=before,
+        )
+    )
+    return [
+        ready,
+        _condition(
+            "Registered",
+            registered,
+            "NodeRegistered" if registered else "NodeNotRegistered",
+            "the Node is registered" if registered else "the Node is not registered yet",
+            now=now,
+            before=before,
+        ),
+        _condition(
+            "BackendReachable",
+            backend_ok,
+            "BackendReachable" if backend_ok else readiness.reason,
+            "Azure Container Instances answered" if backend_ok else readiness.message,
+            now=now,
+            before=before,
+        ),
+    ]
+
+
+def same_status(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    def essence(s: dict[str, Any]) -> Any:
+        return (
+            s.get("pods"),
+            s["observedGeneration"],
+            s["nodeName"],
+            [(c["type"], c["status"], c["reason"], c["message"]) for c in s["conditions"]],
+        )
+
+    return bool(essence(a) == essence(b))
