@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the acinode operator against the cluster of the kubeconfig, or in-cluster.",
     )
     run.add_argument("--kubeconfig", help="kubeconfig to use (default: in-cluster, else $KUBECONFIG)")
+    run.add_argument("--context", help="kubeconfig context to use (default: the current context)")
     run.add_argument(
         "--namespace",
         default=os.environ.get("POD_NAMESPACE", "default"),
@@ -83,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return operator.run(
             operator.RunOptions(
                 kubeconfig=args.kubeconfig,
+                context=args.context,
                 namespace=args.namespace,
                 liveness_endpoint=args.liveness,
                 log_format=args.log_format,

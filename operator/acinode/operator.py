@@ -9,13 +9,12 @@ import asyncio
 import base64
 import dataclasses
 import logging
-import os
 from typing import Any
 
 import kopf
 
-from acinode import handlers, services, settings, types
-from acinode.kube import client, connection
+from acinode import errors, handlers, services, settings, types
+from acinode.kube import client, connection, credentials, login
 from acinode.kubelet import server as kubelet_server
 from acinode.mapping import node as node_mapping
 from acinode.metrics import collector
@@ -29,6 +28,8 @@ class RunOptions:
     """What ``acinode run`` was asked on its command line."""
 
     kubeconfig: str | None = None
+    context: str | None = None
+    """The kubeconfig context to use (None: its current-context)."""
     namespace: str = "default"
     """The operator's own namespace: where credential Secrets are looked up by default."""
     liveness_endpoint: str | None = None
@@ -54,36 +55,69 @@ def with_flags(operator_settings: settings.Settings, options: RunOptions) -> set
     return operator_settings
 
 
-def _connection_from(info: kopf.ConnectionInfo) -> connection.KubeConnection:
-    def as_bytes(value: str | bytes | None) -> bytes | None:
-        # Kopf keeps kubeconfig's *-data fields base64-encoded, as they are in the file.
-        return base64.b64decode(value) if value else None
+LOGIN_RETRY_SECONDS = 10.0
+"""How often Kopf asks again for credentials while none can be had (a refused token not yet rotated, a failing
+exec plugin)."""
 
-    def as_path(value: Any) -> str | None:
-        return os.fsdecode(value) if value else None
 
-    return connection.KubeConnection(
-        server=info.server,
-        ca_path=as_path(info.ca_path),
-        ca_data=as_bytes(info.ca_data),
-        insecure=bool(info.insecure),
-        token=info.token,
-        certificate_path=as_path(info.certificate_path),
-        certificate_data=as_bytes(info.certificate_data),
-        private_key_path=as_path(info.private_key_path),
-        private_key_data=as_bytes(info.private_key_data),
+def connection_info(
+    endpoint: connection.KubeConnection, credential: credentials.Credential
+) -> kopf.ConnectionInfo:
+    """Kopf's view of one credential: it expires (and Kopf logs in again) when the credential is due a refresh."""
+
+    def as_base64(value: bytes | None) -> str | None:
+        # Kopf reads *-data fields base64-encoded, as kubeconfig files hold them.
+        return base64.b64encode(value).decode() if value else None
+
+    endpoint = endpoint.with_identity(credential.identity)
+    return kopf.ConnectionInfo(
+        server=endpoint.server,
+        ca_path=endpoint.ca_path,
+        ca_data=as_base64(endpoint.ca_data),
+        insecure=endpoint.insecure or None,
+        token=credential.token,
+        certificate_path=endpoint.certificate_path,
+        certificate_data=as_base64(endpoint.certificate_data),
+        private_key_path=endpoint.private_key_path,
+        private_key_data=as_base64(endpoint.private_key_data),
+        default_namespace=endpoint.namespace,
+        expiration=credential.refresh_at,
     )
 
 
-def login() -> kopf.ConnectionInfo:
-    """In-cluster service account first, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
-    kopf_settings = kopf.OperatorSettings()
-    info = kopf.login_with_service_account(settings=kopf_settings) or kopf.login_with_kubeconfig(
-        settings=kopf_settings
-    )
-    if info is None:
-        raise kopf.LoginError("no Kubernetes credentials: not in a cluster, and no kubeconfig found")
-    return info
+class KopfLogin:
+    """Kopf's login handler, on the same credential source as the operator's own client.
+
+    Kopf asks for credentials at start, when the ones it has expire (``ConnectionInfo.expiration``, set from the
+    credential's refresh time), and after a 401 (it then drops them). Asked again before they expired, it was
+    refused: the source is told so and must give different ones; until it can, Kopf is told to ask again later
+    (it never takes back credentials it saw refused).
+    """
+
+    def __init__(
+        self, source: credentials.CredentialSource, clock: credentials.Clock = credentials.utc_now
+    ) -> None:
+        self._source = source
+        self._clock = clock
+        self._given: credentials.Credential | None = None
+
+    async def connection_info(self) -> kopf.ConnectionInfo:
+        given = self._given
+        refused = given is not None and not given.is_due(self._clock())
+        if given is not None and refused:
+            self._source.invalidate(given)
+        try:
+            credential = await self._source.current()
+        except errors.AcinodeError as err:
+            raise kopf.TemporaryError(f"cannot log in: {err}", delay=LOGIN_RETRY_SECONDS) from err
+        if given is not None and refused and credential.is_same_secret(given):
+            raise kopf.TemporaryError(
+                f"the API server refused the credentials from {self._source.description} (401), and no new "
+                "ones are available yet",
+                delay=LOGIN_RETRY_SECONDS,
+            )
+        self._given = credential
+        return connection_info(self._source.endpoint, credential)
 
 
 def configure_kopf(kopf_settings: kopf.OperatorSettings, options: RunOptions) -> None:
@@ -132,12 +166,13 @@ async def start_side_servers(
     return started
 
 
-async def run_kopf(svc: services.Services, info: kopf.ConnectionInfo, options: RunOptions) -> None:
+async def run_kopf(svc: services.Services, source: credentials.CredentialSource, options: RunOptions) -> None:
     registry = kopf.get_default_registry()
+    kopf_login = KopfLogin(source)
 
     @kopf.on.login(registry=registry)
-    def use_login(**_: Any) -> kopf.ConnectionInfo:
-        return info
+    async def use_login(**_: Any) -> kopf.ConnectionInfo:
+        return await kopf_login.connection_info()
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -155,12 +190,21 @@ async def run_kopf(svc: services.Services, info: kopf.ConnectionInfo, options: R
     )
 
 
-async def serve(options: RunOptions, operator_settings: settings.Settings) -> None:
-    if options.kubeconfig:
-        os.environ["KUBECONFIG"] = options.kubeconfig
-    info = login()
-    kube = client.KubeClient(_connection_from(info))
+async def serve(options: RunOptions, operator_settings: settings.Settings) -> int:
+    """Run until stopped. Start-up failures (no or bad credentials, API server unreachable) are logged on one line
+    and return 1."""
     try:
+        source = login.credential_source(kubeconfig_path=options.kubeconfig, context=options.context)
+    except errors.AcinodeError as err:
+        logger.error("cannot start: %s", err)
+        return 1
+    kube = client.KubeClient(source)
+    try:
+        try:
+            cluster = await cluster_id(kube)
+        except errors.AcinodeError as err:
+            logger.error("cannot start: %s (credentials from %s)", err, source.description)
+            return 1
         svc = services.Services(
             kube=kube,
             settings=operator_settings,
@@ -170,18 +214,19 @@ async def serve(options: RunOptions, operator_settings: settings.Settings) -> No
                 kubelet_version=operator_settings.node.kubelet_version,
             ),
             operator_namespace=options.namespace,
-            cluster_id=await cluster_id(kube),
+            cluster_id=cluster,
         )
         metrics = collector.OperatorMetrics()
         svc.reconcilers.listeners.append(metrics.instrument)
         side_servers = await start_side_servers(svc, metrics)
         try:
-            await run_kopf(svc, info, options)
+            await run_kopf(svc, source, options)
         finally:
             for side_server in side_servers:
                 await side_server.stop()
     finally:
         await kube.close()
+    return 0
 
 
 def run(options: RunOptions) -> int:
@@ -198,10 +243,9 @@ def run(options: RunOptions) -> int:
         logger.error("invalid setting: %s", err)
         return 2
     try:
-        asyncio.run(serve(options, operator_settings))
+        return asyncio.run(serve(options, operator_settings))
     except KeyboardInterrupt:
         return 0
     except kopf.LoginError as err:
         logger.error("%s", err)
         return 1
-    return 0

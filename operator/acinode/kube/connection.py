@@ -1,4 +1,8 @@
-"""Where the API server is and how to authenticate to it, as plain data (filled from Kopf's login)."""
+"""Where the API server is, how to trust it and, for fixed credentials, how to authenticate to it, as plain data.
+
+Credentials that change (token files, exec plugins) come from a ``credentials.CredentialSource`` whose ``endpoint``
+is one of these; the client adds the source's current credential to each request.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,20 @@ class KubeConnection:
     certificate_data: bytes | None = dataclasses.field(default=None, repr=False)
     private_key_path: str | None = None
     private_key_data: bytes | None = dataclasses.field(default=None, repr=False)
+    namespace: str | None = None
+    """The default namespace: the pod's in a cluster, the kubeconfig context's otherwise (None: unset)."""
+
+    def with_identity(self, identity: tuple[bytes, bytes] | None) -> KubeConnection:
+        """The same endpoint presenting another client certificate and key (PEM), e.g. an exec plugin's."""
+        if identity is None:
+            return self
+        return dataclasses.replace(
+            self,
+            certificate_path=None,
+            certificate_data=identity[0],
+            private_key_path=None,
+            private_key_data=identity[1],
+        )
 
     def ssl_context(self) -> ssl.SSLContext:
         """An SSL context trusting the cluster CA and presenting the client certificate, if any."""

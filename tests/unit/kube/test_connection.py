@@ -100,3 +100,15 @@ def test_secrets_stay_out_of_the_repr() -> None:
     assert "s3cret" not in repr(conn)
     assert "KEY" not in repr(conn)
     assert "CERT" not in repr(conn)
+
+
+def test_with_identity_replaces_the_client_certificate() -> None:
+    certificate, key = self_signed("system:node:acinode")
+    conn = connection.KubeConnection(
+        "https://127.0.0.1:6443", insecure=True, certificate_path="/old.crt", private_key_path="/old.key"
+    )
+    assert conn.with_identity(None) is conn
+    replaced = conn.with_identity((certificate, key))
+    assert (replaced.certificate_path, replaced.private_key_path) == (None, None)
+    assert (replaced.certificate_data, replaced.private_key_data) == (certificate, key)
+    replaced.ssl_context()
