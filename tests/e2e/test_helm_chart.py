@@ -139,10 +139,8 @@ def test_default_install_renders_the_operator_its_rbac_and_peering_only(
             "Service",
             "ServiceAccount",
             "StatefulSet",
-            "ValidatingAdmissionPolicy",
-            "ValidatingAdmissionPolicy",
-            "ValidatingAdmissionPolicyBinding",
-            "ValidatingAdmissionPolicyBinding",
+            *["ValidatingAdmissionPolicy"] * 4,
+            *["ValidatingAdmissionPolicyBinding"] * 4,
         ]
     )
 
@@ -345,7 +343,7 @@ def test_every_rbac_rule_is_justified_by_a_comment(render: Callable[[str], chart
 def test_admission_guards_apply_to_the_operator_only(render: Callable[[str], chart.Rendered]) -> None:
     rendered = render("default")
     policies = {p["metadata"]["name"]: p for p in rendered.all("ValidatingAdmissionPolicy")}
-    assert set(policies) == {f"{FULLNAME}-node-guard", f"{FULLNAME}-token-guard"}
+    assert set(policies) == {f"{FULLNAME}-{guard}-guard" for guard in ("node", "lease", "pod", "token")}
     resources = {}
     for name, policy in policies.items():
         assert policy["spec"]["failurePolicy"] == "Fail"
@@ -355,6 +353,8 @@ def test_admission_guards_apply_to_the_operator_only(render: Callable[[str], cha
         resources[name] = set(rule["resources"])
     assert resources == {
         f"{FULLNAME}-node-guard": {"nodes", "nodes/status"},
+        f"{FULLNAME}-lease-guard": {"leases"},
+        f"{FULLNAME}-pod-guard": {"pods", "pods/*"},
         f"{FULLNAME}-token-guard": {"serviceaccounts/token"},
     }
     bindings = {b["spec"]["policyName"]: b["spec"] for b in rendered.all("ValidatingAdmissionPolicyBinding")}

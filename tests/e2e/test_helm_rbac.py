@@ -179,10 +179,11 @@ def operator_core_v1(cluster: Any, installed: Installed) -> Iterator[client.Core
     api.close()
 
 
-def node_body(name: str, labels: dict[str, str] | None = None) -> str:
-    return json.dumps(
-        {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels or {}}}
-    )
+def node_body(
+    name: str, labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None
+) -> str:
+    metadata = {"name": name, "labels": labels or {}, "annotations": annotations or {}}
+    return json.dumps({"apiVersion": "v1", "kind": "Node", "metadata": metadata})
 
 
 @pytest.fixture
@@ -243,7 +244,11 @@ def test_operator_cannot_delete_or_change_a_node_that_is_not_virtual(
 
 def test_operator_may_create_change_and_delete_its_virtual_nodes(cluster: Any, installed: Installed) -> None:
     name = f"vn-{uuid.uuid4().hex[:6]}"
-    body = node_body(name, {"acinode.dev/virtual-node": name, "type": "virtual-kubelet"})
+    body = node_body(
+        name,
+        {"acinode.dev/virtual-node": name, "type": "virtual-kubelet"},
+        {"acinode.dev/virtual-node-uid": str(uuid.uuid4())},
+    )
     ok, out = as_operator(cluster, installed, "create", "-f", "-", input_text=body)
     assert ok, out
     try:

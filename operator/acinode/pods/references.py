@@ -91,4 +91,16 @@ async def mint_tokens(
             )
         except errors.NotFoundError:
             continue
+        except errors.PermissionDeniedError as err:
+            # The chart's token guard (or RBAC) refuses this audience or expiry: a refusal, not a retry loop.
+            audience = token_request.audience or "the API server's own audiences"
+            raise errors.UnsupportedPodSpecError(
+                [
+                    errors.FieldProblem(
+                        "spec.volumes",
+                        f"the API server refused a service-account token for {audience} "
+                        f"({token_request.expiration_seconds} s): {err}",
+                    )
+                ]
+            ) from err
     return dataclasses.replace(refs, service_account_tokens=tokens)

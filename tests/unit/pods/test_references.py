@@ -131,3 +131,28 @@ async def test_tokens_are_minted_with_the_audiences_and_expiry_asked() -> None:
         r["boundObjectRef"] == {"apiVersion": "v1", "kind": "Pod", "name": "web", "uid": "uid-1"}
         for r in requests
     )
+
+
+async def test_a_token_the_api_server_refuses_refuses_the_pod() -> None:
+    kube = FakeKube()
+    kube.put("/api/v1/namespaces/tenant-a/serviceaccounts", {"metadata": {"name": "default"}})
+    kube.fail(
+        "*/token", errors.PermissionDeniedError("403 acinode may not request tokens for the audience x")
+    )
+    the_pod = pod(
+        volumes=[
+            {
+                "name": "t",
+                "projected": {
+                    "sources": [
+                        {"serviceAccountToken": {"path": "t", "audience": "api://AzureADTokenExchange"}}
+                    ]
+                },
+            }
+        ],
+    )
+    resolved = await references.resolve_references(kube, the_pod)
+    with pytest.raises(errors.UnsupportedPodSpecError) as caught:
+        await references.mint_tokens(kube, the_pod, resolved)
+    assert "api://AzureADTokenExchange" in str(caught.value)
+    assert not caught.value.only_missing_objects
