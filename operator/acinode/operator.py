@@ -15,6 +15,7 @@ import kopf
 
 from acinode import errors, handlers, services, settings, types
 from acinode.kube import client, connection, credentials, login
+from acinode.kube import cluster as kube_cluster
 from acinode.kubelet import server as kubelet_server
 from acinode.mapping import node as node_mapping
 from acinode.metrics import collector
@@ -137,8 +138,7 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, options: RunOptions) ->
 
 
 async def cluster_id(kube: client.KubeClient) -> types.ClusterId:
-    namespace = await kube.get("/api/v1/namespaces/kube-system")
-    return types.ClusterId(str(namespace["metadata"]["uid"]))
+    return await kube_cluster.cluster_id(kube)
 
 
 async def start_side_servers(
@@ -239,6 +239,9 @@ def run(options: RunOptions) -> int:
     assert handlers.virtualnodes  # importing the package registered the handlers
     try:
         operator_settings = with_flags(settings.settings_from_environment(), options)
+        problems = settings.validation_problems(operator_settings)
+        if problems:
+            raise ValueError("; ".join(problems))
     except ValueError as err:
         logger.error("invalid setting: %s", err)
         return 2

@@ -30,6 +30,9 @@ class NodeSettings:
     """Timeout of each Kubernetes or probe call made by a node's heartbeat loops."""
     backend_check_ttl_seconds: float = 30.0
     """How long a successful backend reachability check is trusted before it is repeated."""
+    config_retry_seconds: float = 10.0
+    """Longest wait between two attempts to use a VirtualNode's Azure settings and Secrets (1, 2, 4 … s up to
+    this): a Secret created after its VirtualNode is picked up this quickly."""
     internal_ip: str = "127.0.0.1"
     """The Node's InternalIP: the operator pod's IP (downward API ``POD_IP``), loopback when run locally."""
     kubelet_port: int = 10250
@@ -232,6 +235,51 @@ def _section_from_environment(section: Any, prefix: str, env: Mapping[str, str])
     return dataclasses.replace(section, **changes)
 
 
+#: Fields where 0 is meaningful (a default, "off", or "retry at once"); every other number must be positive.
+_ZERO_ALLOWED = frozenset(
+    {
+        "kubelet.port",
+        "metrics.port",
+        "aci.throttle_retries",
+        "aci.transient_retries",
+        "aci.transient_backoff_seconds",
+        "pods.steady_gets_per_sync",
+    }
+)
+
+
+def validation_problems(operator_settings: Settings) -> list[str]:
+    """Why these settings cannot work together (empty: they can). Checked once, when they are built."""
+    problems: list[str] = []
+    for section in dataclasses.fields(operator_settings):
+        values = getattr(operator_settings, section.name)
+        for field in dataclasses.fields(values):
+            value = getattr(values, field.name)
+            key = f"{section.name}.{field.name}"
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if value < 0 or (value == 0 and key not in _ZERO_ALLOWED):
+                problems.append(f"{key} must be positive, got {value}")
+    lease, node, pods = operator_settings.lease, operator_settings.node, operator_settings.pods
+    if lease.renew_interval_seconds >= lease.duration_seconds:
+        problems.append(
+            f"lease.renew_interval_seconds ({lease.renew_interval_seconds}) must be shorter than "
+            f"lease.duration_seconds ({lease.duration_seconds}), or the Lease expires between renewals"
+        )
+    if node.api_timeout_seconds >= lease.duration_seconds:
+        problems.append("node.api_timeout_seconds must be shorter than lease.duration_seconds")
+    if not pods.fast_sync_seconds <= pods.steady_sync_seconds <= pods.idle_sync_seconds:
+        problems.append("pods: fast_sync_seconds <= steady_sync_seconds <= idle_sync_seconds must hold")
+    if pods.backoff_base_seconds > pods.backoff_max_seconds:
+        problems.append("pods.backoff_base_seconds must not exceed pods.backoff_max_seconds")
+    for port_key in ("kubelet.port", "metrics.port", "node.kubelet_port"):
+        section_name, field_name = port_key.split(".")
+        port = getattr(getattr(operator_settings, section_name), field_name)
+        if port > 65535:
+            problems.append(f"{port_key} must be a TCP port, got {port}")
+    return problems
+
+
 def settings_from_environment(environ: Mapping[str, str] | None = None) -> Settings:
     """Defaults, overridden by the downward API (``POD_IP``) and by ``ACINODE_<SECTION>_<FIELD>`` variables
     (for example ``ACINODE_LEASE_RENEW_INTERVAL_SECONDS=5``). Raises ValueError naming a malformed variable."""
@@ -240,7 +288,7 @@ def settings_from_environment(environ: Mapping[str, str] | None = None) -> Setti
     node = defaults.node
     if env.get("POD_IP"):
         node = dataclasses.replace(node, internal_ip=env["POD_IP"])
-    return Settings(
+    built = Settings(
         lease=_section_from_environment(defaults.lease, "ACINODE_LEASE_", env),
         node=_section_from_environment(node, "ACINODE_NODE_", env),
         aci=_section_from_environment(defaults.aci, "ACINODE_ACI_", env),
@@ -248,3 +296,16 @@ def settings_from_environment(environ: Mapping[str, str] | None = None) -> Setti
         kubelet=_section_from_environment(defaults.kubelet, "ACINODE_KUBELET_", env),
         metrics=_section_from_environment(defaults.metrics, "ACINODE_METRICS_", env),
     )
+    known = {
+        f"ACINODE_{section.name.upper()}_{field.name.upper()}"
+        for section in dataclasses.fields(Settings)
+        for field in dataclasses.fields(getattr(defaults, section.name))
+    }
+    prefixes = tuple(f"ACINODE_{section.name.upper()}_" for section in dataclasses.fields(Settings))
+    unknown = sorted(name for name in env if name.startswith(prefixes) and name not in known)
+    if unknown:
+        raise ValueError(f"unknown setting {', '.join(unknown)} (see acinode/settings.py for the names)")
+    problems = validation_problems(built)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return built
