@@ -8,6 +8,7 @@ default existed.
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -353,3 +354,58 @@ def trust_problems(
             "ACINODE_ACI_ALLOW_CUSTOM_CLOUD_CREDENTIALS=true (Helm: azure.allowCustomCloudCredentials)"
         )
     return problems
+
+
+class Effect(enum.Flag):
+    """What a VirtualNode spec change needs of the running node (see docs/architecture.md, "Spec edits")."""
+
+    NONE = 0
+    NODE = enum.auto()
+    """The Node's labels, taints or capacity: patched in place by the keeper."""
+    PLACEMENT = enum.auto()
+    """How the next pods' groups are made: the pod controller's placement, replaced in place (running groups
+    are untouched: ACI cannot change a running group without restarting it)."""
+    PLACEMENT_SECRETS = enum.auto()
+    """The Secrets the placement reads (Log Analytics key, kube-proxy kubeconfig): read again, then PLACEMENT."""
+    BACKEND = enum.auto()
+    """How ARM is reached (cloud, credentials): the ACI client and the pod controller are rebuilt; running
+    groups are found again by their tags."""
+
+
+_AZURE_FIELD_EFFECTS: Mapping[str, Effect] = {
+    "subscription_id": Effect.BACKEND,  # immutable in the CRD; a stored object from before the rule rebuilds
+    "resource_group": Effect.BACKEND,
+    "region": Effect.BACKEND | Effect.PLACEMENT | Effect.NODE,
+    "subnet_id": Effect.PLACEMENT,
+    "cloud": Effect.BACKEND,
+    "credentials": Effect.BACKEND,
+    "tags": Effect.PLACEMENT,
+    "allowed_identities": Effect.PLACEMENT,
+}
+_FIELD_EFFECTS: Mapping[str, Effect] = {
+    "name": Effect.NONE,
+    "generation": Effect.NONE,
+    "node_name": Effect.BACKEND | Effect.NODE,  # immutable in the CRD
+    "operating_system": Effect.NODE | Effect.PLACEMENT,
+    "labels": Effect.NODE,
+    "taints": Effect.NODE,
+    "disable_default_taint": Effect.NODE,
+    "capacity": Effect.NODE,
+    "dns": Effect.PLACEMENT,
+    "kube_proxy": Effect.PLACEMENT_SECRETS | Effect.PLACEMENT,
+    "log_analytics": Effect.PLACEMENT_SECRETS | Effect.PLACEMENT,
+    "container_groups": Effect.PLACEMENT,
+}
+
+
+def change_effects(old: VirtualNodeConfig, new: VirtualNodeConfig) -> Effect:
+    """What must happen for ``new`` to take effect on a node running ``old``: the union over changed fields."""
+    effect = Effect.NONE
+    for field in dataclasses.fields(VirtualNodeConfig):
+        if field.name == "azure":
+            for azure_field in dataclasses.fields(AzureConfig):
+                if getattr(old.azure, azure_field.name) != getattr(new.azure, azure_field.name):
+                    effect |= _AZURE_FIELD_EFFECTS[azure_field.name]
+        elif getattr(old, field.name) != getattr(new, field.name):
+            effect |= _FIELD_EFFECTS[field.name]
+    return effect
