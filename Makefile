@@ -26,11 +26,12 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed ## Create the virtualenv and install acinode with its test tools.
 
 .PHONY: lint
-lint: install ## ruff, mypy (strict) and the import-layer contracts.
+lint: install ## ruff, mypy (strict), the import-layer contracts and the REST-path layering check.
 	$(VENV)/bin/ruff check operator tests bench examples
 	$(VENV)/bin/ruff format --check operator tests bench examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit/test_layering.py
 
 .PHONY: fmt
 fmt: install ## Format the code and apply ruff's safe fixes.

@@ -10,6 +10,8 @@ from acinode import errors
 from acinode.kube import client, names
 
 JsonObject = client.JsonObject
+PODS = names.core_path("pods")
+"""Pods in every namespace (listed and watched with a ``spec.nodeName`` field selector)."""
 
 
 def pod_path(namespace: str, name: str) -> str:
@@ -29,7 +31,7 @@ async def list_pods_on_node(
     items: list[JsonObject] = []
     params = {**node_selector(node_name), "limit": str(limit)}
     while True:
-        page = await kube.get("/api/v1/pods", params)
+        page = await kube.get(PODS, params)
         items.extend(page.get("items", []))
         continue_token = page.get("metadata", {}).get("continue")
         if not continue_token:
@@ -41,7 +43,7 @@ def watch_pods_on_node(
     kube: client.KubeClient, node_name: str, resource_version: str, timeout_seconds: int = 300
 ) -> AsyncIterator[JsonObject]:
     params = {**node_selector(node_name), "resourceVersion": resource_version}
-    return kube.watch("/api/v1/pods", params, timeout_seconds=timeout_seconds)
+    return kube.watch(PODS, params, timeout_seconds=timeout_seconds)
 
 
 async def patch_status(

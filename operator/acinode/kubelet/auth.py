@@ -19,13 +19,13 @@ import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from acinode import errors
+from acinode.kube import reviews
 
 JsonObject = dict[str, Any]
-TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
-SUBJECT_ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+SUBJECT_ACCESS_REVIEWS = reviews.SUBJECT_ACCESS_REVIEWS
 _MAX_CACHE_ENTRIES = 4096
 
 _VERBS: Mapping[str, str] = {"GET": "get", "HEAD": "get", "POST": "create", "PUT": "update", "PATCH": "patch"}
@@ -42,10 +42,8 @@ class User:
 ANONYMOUS = User("system:anonymous", groups=("system:unauthenticated",))
 
 
-class Reviewer(Protocol):
-    """What auth needs of the Kubernetes client: POST a review object (``KubeClient.create``)."""
-
-    async def create(self, path: str, body: JsonObject) -> JsonObject: ...
+Reviewer = reviews.ReviewApi
+"""What auth needs of the Kubernetes client: POST a review object (``KubeClient.create``), via ``kube.reviews``."""
 
 
 def verb_for(method: str) -> str:
@@ -128,11 +126,7 @@ class Authenticator:
         cached = self._cache.get(key)
         if cached is not None:
             return cached if isinstance(cached, User) else None
-        review = await self.reviewer.create(
-            TOKEN_REVIEWS,
-            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}},
-        )
-        status = review.get("status") or {}
+        status = await reviews.review_token(self.reviewer, token)
         user: User | None = None
         if status.get("authenticated"):
             info = status.get("user") or {}
@@ -201,14 +195,11 @@ class Authorizer:
         if user.extra:
             spec["extra"] = {k: list(v) for k, v in user.extra}
         try:
-            review = await self.reviewer.create(
-                SUBJECT_ACCESS_REVIEWS,
-                {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec},
-            )
+            status = await reviews.review_access(self.reviewer, spec)
         except errors.PermissionDeniedError as err:
             raise errors.ConfigurationError(
                 f"the operator may not create SubjectAccessReviews: {err}"
             ) from err
-        allowed = bool((review.get("status") or {}).get("allowed"))
+        allowed = bool(status.get("allowed"))
         self._cache.put(key, allowed, self.allow_ttl_seconds if allowed else self.deny_ttl_seconds)
         return allowed

@@ -26,10 +26,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from acinode import errors, settings
 from acinode.kube import client
+from acinode.kube import cluster as kube_cluster
 
 logger = logging.getLogger(__name__)
 
-CLIENT_CA_CONFIGMAP = "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication"
+CLIENT_CA_CONFIGMAP = kube_cluster.CLIENT_CA_CONFIGMAP
 _VALIDITY = dt.timedelta(days=365)
 
 
@@ -100,12 +101,10 @@ async def client_ca_bundle(kubelet: settings.KubeletSettings, kube: client.KubeC
     if not kubelet.client_ca_from_cluster or kube is None:
         return None
     try:
-        configmap = await kube.get(CLIENT_CA_CONFIGMAP)
+        return await kube_cluster.client_ca_bundle(kube)
     except errors.AcinodeError as err:
         logger.warning("no client CA for the kubelet API (client certificates refused): %s", err)
         return None
-    bundle = (configmap.get("data") or {}).get("client-ca-file")
-    return str(bundle) if bundle else None
 
 
 def server_ssl_context(certificate: ServingCertificate, client_ca_pem: str | None) -> ssl.SSLContext:

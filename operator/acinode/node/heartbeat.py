@@ -68,6 +68,5 @@ async def patch_status_once(
     """
     conditions = node_mapping.node_conditions(readiness, now, previous_conditions)
     status = {**node_mapping.node_static_status(config, identity), "conditions": conditions}
-    body = {"metadata": {"uid": node_uid}, "status": status}
-    await kube.patch(f"{resources.node_path(config.node_name)}/status", body, "strategic")
+    await resources.patch_node_status(kube, config.node_name, node_uid, status)
     return conditions

@@ -257,11 +257,7 @@ class NodeKeeper:
             status["pods"] = self.pod_count()
         if self._reported is not None and report.same_status(self._reported, status):
             return
-        await self._call(
-            self.kube.patch(
-                f"{resources.virtual_node_path(self.config.name)}/status", {"status": status}, "merge"
-            )
-        )
+        await self._call(resources.patch_virtual_node_status(self.kube, self.config.name, status))
         self._reported = status
 
     async def _post_readiness_event(self, readiness: node_mapping.Readiness) -> None:

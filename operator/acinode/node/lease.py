@@ -16,7 +16,6 @@ from acinode.mapping import node as node_mapping
 from acinode.mapping import ownership
 
 logger = logging.getLogger(__name__)
-LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{node_mapping.LEASE_NAMESPACE}/leases"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,31 +48,30 @@ async def renew_once(
     is written by us alone); if it changed (409) or nothing is known, the Lease is read and renewed only if an
     ownerReference carries ``node_uid``.
     """
-    path = resources.lease_path(node_mapping.LEASE_NAMESPACE, node_name)
     desired = node_mapping.lease_from_node(node_name, node_uid, now, duration_seconds)
     if resource_version is not None:
         try:
-            return await _patch(kube, path, resource_version, desired)
+            return await _patch(kube, node_name, resource_version, desired)
         except errors.ConflictError:
             logger.info(
                 "the Lease changed since our last renewal: checking whose it is", extra={"node": node_name}
             )
         except errors.NotFoundError:
             pass
-    lease = await resources.get_or_none(kube, path)
+    lease = await resources.get_lease(kube, node_mapping.LEASE_NAMESPACE, node_name)
     if lease is None:
-        created = await kube.create(LEASES, desired)
+        created = await resources.create_lease(kube, node_mapping.LEASE_NAMESPACE, desired)
         return Renewal(str(created["metadata"]["resourceVersion"]))
     if ownership.is_own_lease(lease, node_uid):
-        return await _patch(kube, path, str(lease["metadata"]["resourceVersion"]), desired)
+        return await _patch(kube, node_name, str(lease["metadata"]["resourceVersion"]), desired)
     if ownership.is_stale_lease(lease, node_name, node_uid):
         return Renewal(None, stale=True)
     return Renewal(None, ownership.foreign_lease_refusal(lease, node_name, node_uid))
 
 
 async def _patch(
-    kube: client.KubeClient, path: str, resource_version: str, desired: client.JsonObject
+    kube: client.KubeClient, node_name: str, resource_version: str, desired: client.JsonObject
 ) -> Renewal:
     body = {"metadata": {"resourceVersion": resource_version}, "spec": desired["spec"]}
-    renewed = await kube.patch(path, body)
+    renewed = await resources.patch_lease(kube, node_mapping.LEASE_NAMESPACE, node_name, body)
     return Renewal(str(renewed["metadata"]["resourceVersion"]))

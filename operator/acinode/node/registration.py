@@ -16,7 +16,6 @@ from acinode.mapping import node as node_mapping
 from acinode.mapping import ownership, virtualnode
 
 logger = logging.getLogger(__name__)
-NODES = "/api/v1/nodes"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,8 +41,7 @@ async def claim_node(
     refusal = node_mapping.spec_labels_refusal(config.labels)
     if refusal is not None:
         return Claim(None, refusal)
-    path = resources.node_path(config.node_name)
-    actual = await resources.get_or_none(kube, path)
+    actual = await resources.get_node(kube, config.node_name)
     if actual is None:
         virtual_nodes = await resources.list_virtual_nodes(kube)
         refusal = ownership.missing_node_refusal(
@@ -53,7 +51,7 @@ async def claim_node(
             return Claim(None, refusal)
         logger.info("registering node", extra={"node": config.node_name})
         desired = node_mapping.node_from_virtual_node(config, identity, owner_uid)
-        return Claim(await kube.create(NODES, desired))
+        return Claim(await resources.create_node(kube, desired))
     if not ownership.is_own_node(actual, owner_uid):
         return Claim(None, ownership.foreign_node_refusal(actual, config.name))
     desired = node_mapping.node_from_virtual_node(config, identity, owner_uid)
@@ -62,14 +60,14 @@ async def claim_node(
         return Claim(actual)
     patch.setdefault("metadata", {})["resourceVersion"] = actual["metadata"]["resourceVersion"]
     logger.info("updating node labels/taints", extra={"node": config.node_name})
-    return Claim(await kube.patch(path, patch, "merge"))
+    return Claim(await resources.patch_node(kube, config.node_name, patch))
 
 
 async def release_scope(
     kube: client.KubeClient, node_name: str, virtual_node_uid: str | None
 ) -> ownership.Release:
     """What a deleted VirtualNode may remove (its Node, Lease and container groups), from what exists now."""
-    node = await resources.get_or_none(kube, resources.node_path(node_name))
+    node = await resources.get_node(kube, node_name)
     virtual_nodes = [] if node is not None else await resources.list_virtual_nodes(kube)
     return ownership.release_on_delete(node, virtual_nodes, node_name, virtual_node_uid or "")
 
@@ -80,12 +78,11 @@ async def remove_node(kube: client.KubeClient, node_name: str, node_uid: str) ->
     Both deletes carry a uid precondition: a Node or Lease replaced meanwhile is someone else's and stays.
     A Lease that is not the Node's is left alone (a stale one of an earlier Node is the garbage collector's).
     """
-    lease_path = resources.lease_path(node_mapping.LEASE_NAMESPACE, node_name)
-    lease = await resources.get_or_none(kube, lease_path)
+    lease = await resources.get_lease(kube, node_mapping.LEASE_NAMESPACE, node_name)
     if lease is not None and ownership.is_own_lease(lease, node_uid):
         try:
-            await resources.delete_if_present(
-                kube, lease_path, resources.uid_precondition(lease["metadata"]["uid"])
+            await resources.delete_lease(
+                kube, node_mapping.LEASE_NAMESPACE, node_name, lease["metadata"]["uid"]
             )
         except errors.ConflictError:
             logger.warning("the Lease was replaced meanwhile: left alone", extra={"node": node_name})
@@ -96,9 +93,7 @@ async def remove_node(kube: client.KubeClient, node_name: str, node_uid: str) ->
             extra={"node": node_name},
         )
     try:
-        removed = await resources.delete_if_present(
-            kube, resources.node_path(node_name), resources.uid_precondition(node_uid)
-        )
+        removed = await resources.delete_node(kube, node_name, node_uid)
     except errors.ConflictError:
         logger.warning("the Node was replaced meanwhile: not ours, left alone", extra={"node": node_name})
         return
