@@ -160,7 +160,7 @@ async def start_side_servers(
             started.append(kubelet)
     if config.metrics.port:
         address = config.metrics.address or config.node.internal_ip
-        endpoint = metrics_server.MetricsServer(svc, metrics, address, config.metrics.port)
+        endpoint = metrics_server.MetricsServer(metrics, address, config.metrics.port)
         if await endpoint.start():
             started.append(endpoint)
     return started
@@ -216,8 +216,10 @@ async def serve(options: RunOptions, operator_settings: settings.Settings) -> in
             operator_namespace=options.namespace,
             cluster_id=cluster,
         )
-        metrics = collector.OperatorMetrics()
-        svc.reconcilers.listeners.append(metrics.instrument)
+        metrics = collector.OperatorMetrics(
+            nodes=lambda: list(svc.reconcilers.values()), keepers=lambda: list(svc.keepers.values())
+        )
+        svc.pod_observer = metrics  # every pod controller is built with it: reconcile and sync durations
         side_servers = await start_side_servers(svc, metrics)
         try:
             await run_kopf(svc, source, options)

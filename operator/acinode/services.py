@@ -12,7 +12,7 @@ from acinode.aci import ratelimit
 from acinode.kube import client
 from acinode.mapping import node as node_mapping
 from acinode.node import keeper
-from acinode.pods import reconciler
+from acinode.pods import protocols, reconciler
 
 V = TypeVar("V")
 
@@ -41,6 +41,8 @@ class Services:
     """The running keeper of each VirtualNode, by VirtualNode name."""
     reconcilers: Registry[reconciler.NodePodReconciler] = dataclasses.field(default_factory=Registry)
     """The running pod reconciler of each VirtualNode, by VirtualNode name."""
+    pod_observer: protocols.PodObserver | None = None
+    """Told how long reconciles and syncs take (the metrics), passed to every pod controller when it is built."""
     limiters: ratelimit.SubscriptionLimiters | None = None
     """One ARM rate budget per subscription, shared by the clients of every VirtualNode in it."""
     restarts: dict[str, asyncio.Event] = dataclasses.field(default_factory=dict)

@@ -32,7 +32,7 @@ def pod(version: str, *, deleting: bool) -> objects.Pod:
 
 
 def make_reconciler(kube: Any) -> reconciler.NodePodReconciler:
-    where = cast(placement.GroupPlacement, types.SimpleNamespace(node_name="vn-a"))
+    where = cast(placement.GroupPlacement, types.SimpleNamespace(node_name="vn-a", cluster_id="c-1"))
     return reconciler.NodePodReconciler(
         cast(client.KubeClient, kube), cast(api.AciApi, object()), where, settings.PodSettings()
     )
@@ -43,12 +43,12 @@ async def test_a_late_status_patch_answer_does_not_undo_a_deletion_seen_by_the_w
     rec = make_reconciler(StalePatchKube(dict(before_delete)))
     # The watch has delivered the deletion (resourceVersion 42) while our status patch was in flight.
     rec.view.pods["u1"] = pod("42", deleting=True)
-    await rec._patch_status(before_delete, {"phase": "Running"})
+    await rec.reporter.patch_status(before_delete, {"phase": "Running"})
     assert rec.view.pods["u1"]["metadata"].get("deletionTimestamp"), "the view forgot the pod's deletion"
 
 
 async def test_a_newer_status_patch_answer_is_taken() -> None:
     rec = make_reconciler(StalePatchKube(dict(pod("43", deleting=False))))
     rec.view.pods["u1"] = pod("42", deleting=False)
-    await rec._patch_status(pod("42", deleting=False), {"phase": "Running"})
+    await rec.reporter.patch_status(pod("42", deleting=False), {"phase": "Running"})
     assert rec.view.pods["u1"]["metadata"]["resourceVersion"] == "43"

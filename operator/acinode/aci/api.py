@@ -19,9 +19,15 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from acinode import types
+from acinode.aci import counting
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from azure.mgmt.containerinstance.models import ContainerGroup
+
+    GroupModel: TypeAlias = ContainerGroup
+    """The SDK's group model, for roles outside ``aci`` that pass groups on (annotations only: no import)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,4 +138,16 @@ class AciApi(Protocol):
 
     async def close(self) -> None:
         """Release connections and the credential."""
+        ...
+
+    @property
+    def arm_requests(self) -> counting.ArmRequestCounter:
+        """Every ARM request this client sent, by operation and result (the metrics export it). Clients of one
+        subscription may share one counter."""
+        ...
+
+    @property
+    def ca_bundle_path(self) -> str | None:
+        """The CA bundle this client trusts for ACI's endpoints (a private cloud's), or None for the system's:
+        the exec websocket ACI hands out is trusted the same way."""
         ...

@@ -52,6 +52,14 @@ class AzureAciApi:
             **client_options,
         )
 
+    @property
+    def arm_requests(self) -> counting.ArmRequestCounter:
+        return self.counter
+
+    @property
+    def ca_bundle_path(self) -> str | None:
+        return self.target.cloud.ca_bundle_path
+
     async def __aenter__(self) -> AzureAciApi:
         return self
 

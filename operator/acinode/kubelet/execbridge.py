@@ -25,7 +25,7 @@ from typing import Protocol
 
 import aiohttp
 
-from acinode.aci import api, target
+from acinode.aci import api
 from acinode.kubelet import channels
 
 logger = logging.getLogger(__name__)
@@ -58,10 +58,9 @@ def is_bare_shell(command: Sequence[str]) -> bool:
     return len(command) == 1 and command[0].rsplit("/", 1)[-1] in SHELLS
 
 
-def ssl_context_for(aci: api.AciApi) -> ssl.SSLContext:
-    """TLS for ACI's exec websocket: trusts what the ACI client trusts (a private cloud's CA bundle)."""
-    aci_target = getattr(aci, "target", None)
-    ca_bundle = aci_target.cloud.ca_bundle_path if isinstance(aci_target, target.AciTarget) else None
+def ssl_context_for(ca_bundle: str | None) -> ssl.SSLContext:
+    """TLS for ACI's exec websocket: trusts what the ACI client trusts (``ContainerAccess.ca_bundle_path``: a
+    private cloud's CA bundle, or the system's)."""
     return ssl.create_default_context(cafile=ca_bundle) if ca_bundle else ssl.create_default_context()
 
 

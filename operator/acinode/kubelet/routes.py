@@ -73,7 +73,7 @@ class KubeletRoutes:
         items = [
             pod
             for node in targets.nodes_for(self.directory, self.node_hint(request))
-            for pod in node.view.pods.values()
+            for pod in node.bound_pods()
         ]
         body = {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}
         return web.json_response(body)
@@ -82,7 +82,7 @@ class KubeletRoutes:
         nodes = targets.nodes_for(self.directory, self.node_hint(request))
         now = self.clock()
         figures = [f for node in nodes for f in stats.node_pod_figures(node)]
-        name = str(nodes[0].where.node_name) if len(nodes) == 1 else "acinode"
+        name = str(nodes[0].node_name) if len(nodes) == 1 else "acinode"
         body = stats.summary(name, self.started, figures, now, self.settings.report_requests_as_usage)
         return web.json_response(body)
 
@@ -168,8 +168,8 @@ class KubeletRoutes:
 
     def _current_pod(self, node_name: str, uid: str) -> objects.Pod | None:
         for node in self.directory():
-            if node.where.node_name == node_name:
-                return node.view.pods.get(uid)
+            if node.node_name == node_name:
+                return node.pod_by_uid(uid)
         return None
 
     # --- exec -------------------------------------------------------------------------------------------
@@ -208,7 +208,7 @@ class KubeletRoutes:
             session,
             command,
             options,
-            ssl_context=execbridge.ssl_context_for(target.aci),
+            ssl_context=execbridge.ssl_context_for(target.aci.ca_bundle_path),
             timeout_seconds=self.settings.exec_timeout_seconds,
             max_message_bytes=self.settings.websocket_max_message_bytes,
         )

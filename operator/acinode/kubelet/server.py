@@ -145,13 +145,13 @@ class KubeletServer:
             if len(parts) >= 4:
                 try:
                     node, _pod = targets.find_pod(self.directory, parts[2], parts[3])
-                    return [str(node.where.node_name)]
+                    return [str(node.node_name)]
                 except errors.NotFoundError:
                     return [""]  # every node: only callers allowed on all nodes learn that it is missing
         hint = self.routes.node_hint(request)
         if hint is not None:
             return [hint]
-        return [str(node.where.node_name) for node in self.directory()] or [""]
+        return [str(node.node_name) for node in self.directory()] or [""]
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -17,8 +17,8 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from acinode.mapping import objects, placement, problems, resources
-from acinode.pods import reconciler
+from acinode.mapping import objects, placement, problems, resources, timestamps
+from acinode.pods import protocols
 
 NANO = 1_000_000_000
 
@@ -41,19 +41,6 @@ class PodFigures:
     containers: tuple[ContainerFigures, ...]
 
 
-def _time(text: str | None) -> dt.datetime | None:
-    if not text:
-        return None
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def _stamp(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def pod_figures(pod: objects.Pod, where: placement.GroupPlacement) -> PodFigures | None:
     """The figures of a pod that has run (None for a pod that ended or never started)."""
     status = pod.get("status", {})
@@ -62,7 +49,7 @@ def pod_figures(pod: objects.Pod, where: placement.GroupPlacement) -> PodFigures
     spec = pod.get("spec", {})
     sized = resources.group_resources_from_pod(spec, where, None, problems.Problems())
     running = {
-        s.get("name"): _time(s.get("state", {}).get("running", {}).get("startedAt"))
+        s.get("name"): timestamps.parse_rfc3339(s.get("state", {}).get("running", {}).get("startedAt"))
         for s in status.get("containerStatuses", [])
         if "running" in s.get("state", {})
     }
@@ -84,13 +71,14 @@ def pod_figures(pod: objects.Pod, where: placement.GroupPlacement) -> PodFigures
         namespace=str(metadata.get("namespace", "")),
         name=str(metadata.get("name", "")),
         uid=str(metadata.get("uid", "")),
-        started=_time(status.get("startTime")),
+        started=timestamps.parse_rfc3339(status.get("startTime")),
         containers=tuple(containers),
     )
 
 
-def node_pod_figures(node: reconciler.NodePodReconciler) -> list[PodFigures]:
-    figures = (pod_figures(pod, node.where) for pod in list(node.view.pods.values()))
+def node_pod_figures(node: protocols.ServedNode) -> list[PodFigures]:
+    where = node.placement
+    figures = (pod_figures(pod, where) for pod in node.bound_pods())
     return [f for f in figures if f is not None]
 
 
@@ -98,7 +86,7 @@ def _cpu(figures: Iterable[ContainerFigures], now: dt.datetime) -> dict[str, Any
     cores = sum(c.cpu_cores for c in figures)
     seconds = sum(c.cpu_cores * max(0.0, (now - c.started).total_seconds()) for c in figures if c.started)
     return {
-        "time": _stamp(now),
+        "time": timestamps.rfc3339(now),
         "usageNanoCores": round(cores * NANO),
         "usageCoreNanoSeconds": round(seconds * NANO),
     }
@@ -106,7 +94,7 @@ def _cpu(figures: Iterable[ContainerFigures], now: dt.datetime) -> dict[str, Any
 
 def _memory(figures: Iterable[ContainerFigures], now: dt.datetime) -> dict[str, Any]:
     used = sum(c.memory_bytes for c in figures)
-    return {"time": _stamp(now), "usageBytes": used, "workingSetBytes": used, "rssBytes": used}
+    return {"time": timestamps.rfc3339(now), "usageBytes": used, "workingSetBytes": used, "rssBytes": used}
 
 
 def summary(
@@ -118,20 +106,27 @@ def summary(
 ) -> dict[str, Any]:
     """A ``stats/v1alpha1`` Summary."""
     every = [c for p in pods for c in p.containers]
-    node: dict[str, Any] = {"nodeName": node_name, "startTime": _stamp(node_started), "systemContainers": []}
+    node: dict[str, Any] = {
+        "nodeName": node_name,
+        "startTime": timestamps.rfc3339(node_started),
+        "systemContainers": [],
+    }
     if report_usage:
         node["cpu"], node["memory"] = _cpu(every, now), _memory(every, now)
     pod_stats = []
     for pod in pods:
         containers = []
         for container in pod.containers:
-            entry: dict[str, Any] = {"name": container.name, "startTime": _stamp(container.started or now)}
+            entry: dict[str, Any] = {
+                "name": container.name,
+                "startTime": timestamps.rfc3339(container.started or now),
+            }
             if report_usage:
                 entry["cpu"], entry["memory"] = _cpu([container], now), _memory([container], now)
             containers.append(entry)
         stats: dict[str, Any] = {
             "podRef": {"name": pod.name, "namespace": pod.namespace, "uid": pod.uid},
-            "startTime": _stamp(pod.started or now),
+            "startTime": timestamps.rfc3339(pod.started or now),
             "containers": containers,
         }
         if report_usage:

@@ -14,13 +14,12 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 
 from acinode import errors, types
-from acinode.aci import api
 from acinode.mapping import names, objects
 from acinode.mapping import pods as pod_mapping
-from acinode.pods import reconciler
+from acinode.pods import protocols
 
-Directory = Callable[[], Iterable[reconciler.NodePodReconciler]]
-"""The running pod reconcilers, one per served virtual node (``Services.reconcilers.values()``)."""
+Directory = Callable[[], Iterable[protocols.ServedNode]]
+"""The served virtual nodes, one per running pod controller (``Services.reconcilers.values()``)."""
 
 _FORWARDED_NODE = re.compile(r"^/api/v1/nodes/([^/]+)/proxy(?:/|$)")
 
@@ -31,7 +30,7 @@ class ContainerTarget:
     pod: objects.Pod
     container: str
     """The Kubernetes container name."""
-    aci: api.AciApi
+    aci: protocols.ContainerAccess
     group: types.ContainerGroupName
     aci_container: str
 
@@ -61,15 +60,12 @@ def node_from_forwarded_uri(forwarded_uri: str | None) -> str | None:
     return match.group(1).split(":", 1)[0] or None
 
 
-def find_pod(
-    directory: Directory, namespace: str, name: str
-) -> tuple[reconciler.NodePodReconciler, objects.Pod]:
-    """The reconciler and the pod named ``namespace/name`` on one of the virtual nodes. Raises NotFoundError."""
+def find_pod(directory: Directory, namespace: str, name: str) -> tuple[protocols.ServedNode, objects.Pod]:
+    """The node and the pod named ``namespace/name`` on one of the virtual nodes. Raises NotFoundError."""
     for node in directory():
-        for pod in node.view.pods.values():
-            metadata = pod.get("metadata", {})
-            if metadata.get("name") == name and metadata.get("namespace") == namespace:
-                return node, pod
+        pod = node.find_pod(namespace, name)
+        if pod is not None:
+            return node, pod
     raise errors.NotFoundError(f"pod {namespace}/{name} is not on a virtual node of this operator")
 
 
@@ -88,21 +84,21 @@ def container_target(directory: Directory, namespace: str, pod_name: str, contai
     if container not in known:
         raise errors.NotFoundError(f"container {container} is not valid for pod {pod_name}")
     return ContainerTarget(
-        node_name=str(node.where.node_name),
+        node_name=str(node.node_name),
         pod=pod,
         container=container,
-        aci=node.aci,
+        aci=node.containers,
         group=pod_mapping.container_group_name_from_pod(pod),
         aci_container=names.aci_container_name(container),
     )
 
 
-def nodes_for(directory: Directory, node_hint: str | None) -> Sequence[reconciler.NodePodReconciler]:
+def nodes_for(directory: Directory, node_hint: str | None) -> Sequence[protocols.ServedNode]:
     """The virtual nodes a node-wide request is about: the hinted one, else all. Raises NotFoundError."""
     nodes = list(directory())
     if node_hint is None:
         return nodes
-    chosen = [n for n in nodes if n.where.node_name == node_hint]
+    chosen = [n for n in nodes if n.node_name == node_hint]
     if not chosen:
         raise errors.NotFoundError(f"node {node_hint} is not served by this operator")
     return chosen

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from collections.abc import Mapping
+from typing import Any
 
-from acinode.mapping import objects, resources
+from acinode.mapping import objects, resources, timestamps
 
 POD_SCHEDULED = "PodScheduled"
 READY_TO_START = "PodReadyToStartContainers"
@@ -24,10 +26,16 @@ _PHASE_ORDER = {PENDING: 0, RUNNING: 1, SUCCEEDED: 2, FAILED: 2}
 
 
 def timestamp(moment: datetime.datetime) -> str:
-    """RFC 3339 in UTC with a ``Z``, at second precision, as Kubernetes writes times."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 in UTC with a ``Z``, at second precision, as Kubernetes writes times (``timestamps.rfc3339``)."""
+    return timestamps.rfc3339(moment)
+
+
+def transition_time(previous: Mapping[str, Any] | None, status: str, now: str) -> str:
+    """A condition's ``lastTransitionTime``: kept from ``previous`` (the same condition as last written) unless
+    its status flips, else ``now``. The one rule for pod, Node and VirtualNode conditions, as a kubelet keeps it."""
+    if previous is not None and previous.get("status") == status and previous.get("lastTransitionTime"):
+        return str(previous["lastTransitionTime"])
+    return now
 
 
 def is_terminal(status: objects.PodStatus) -> bool:
@@ -58,10 +66,7 @@ def merged_conditions(
     merged: list[objects.PodCondition] = []
     for condition in wanted:
         status = "True" if condition.status else "False"
-        before = by_type.get(condition.type)
-        since = now
-        if before is not None and before.get("status") == status:
-            since = before.get("lastTransitionTime", now)
+        since = transition_time(by_type.get(condition.type), status, now)
         entry = objects.PodCondition(
             type=condition.type, status=status, lastProbeTime=None, lastTransitionTime=since
         )

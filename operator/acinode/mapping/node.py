@@ -11,7 +11,8 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from acinode.mapping import ownership, virtualnode
+from acinode.mapping import conditions as conditions_mapping
+from acinode.mapping import ownership, timestamps, virtualnode
 
 PROVIDER_TAINT_KEY = "virtual-kubelet.io/provider"
 PROVIDER_TAINT_VALUE = "azure"
@@ -248,8 +249,6 @@ def node_conditions(
     ]
     conditions = []
     for kind, status, reason, message in desired:
-        old = before.get(kind)
-        transition = old.get("lastTransitionTime") if old and old.get("status") == status else None
         conditions.append(
             {
                 "type": kind,
@@ -257,7 +256,7 @@ def node_conditions(
                 "reason": reason,
                 "message": message,
                 "lastHeartbeatTime": stamp,
-                "lastTransitionTime": transition or stamp,
+                "lastTransitionTime": conditions_mapping.transition_time(before.get(kind), status, stamp),
             }
         )
     return conditions
@@ -333,7 +332,7 @@ def _taint_set(taints: Sequence[Mapping[str, Any]]) -> set[tuple[Any, Any, Any]]
 
 
 def _timestamp(now: datetime.datetime) -> str:
-    return now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return timestamps.rfc3339(now)
 
 
 def _micro_timestamp(now: datetime.datetime) -> str:

@@ -1,175 +1,174 @@
-"""The operator's metrics, read from its services at scrape time (docs/monitoring.md lists each one).
+"""The operator's metrics, read at scrape time (docs/monitoring.md lists each one): a prometheus-client custom
+collector.
 
-Gauges come from what the running units already hold: each reconciler's pod view and group listing, each keeper's
-last lease renewal and readiness. ARM requests come from each ACI client's ``ArmRequestCounter`` and are summed
-here into per-node counters that never go down, even when a node's client is rebuilt (increments made after the
-last scrape of a client that was then closed are lost). Durations are timed by wrapping each reconciler's
-``reconcile_key`` (one work item: a pod or a group) and ``sync_once`` when it is registered (``instrument``).
+Gauges come from what the running units already hold, through narrow roles only: each pod controller's
+``protocols.NodeSnapshot`` (pods by phase, groups by provisioning state, orphans by the controller's own rule,
+groups in transition, queue depth, its ACI client's request counter) and each keeper's last lease renewal and
+readiness. ARM requests are summed here into per-node counters that never go down, even when a node's client is
+rebuilt (increments made after the last scrape of a client that was then closed are lost). Durations arrive as
+they happen: ``OperatorMetrics`` is the ``protocols.PodObserver`` every pod controller is built with.
 """
 
 from __future__ import annotations
 
 import collections
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
+
+from prometheus_client import core, registry
 
 import acinode
-from acinode import services
 from acinode.aci import counting
-from acinode.mapping import tags
-from acinode.metrics import exposition
-from acinode.node import keeper
-from acinode.pods import reconciler
+from acinode.metrics import durations
+from acinode.pods import protocols
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
 
 
-class OperatorMetrics:
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.monotonic = monotonic
-        self.reconcile_seconds = exposition.Histogram(
+class NodeConfigView(Protocol):
+    @property
+    def node_name(self) -> str: ...
+
+
+class ReadinessView(Protocol):
+    @property
+    def ready(self) -> bool: ...
+
+
+class KeeperView(Protocol):
+    """What the metrics read of a node keeper (its lease renewal and readiness)."""
+
+    @property
+    def config(self) -> NodeConfigView: ...
+
+    @property
+    def last_renewal(self) -> float | None:
+        """Monotonic time of the last Lease renewal (None before the first)."""
+        ...
+
+    @property
+    def readiness(self) -> ReadinessView: ...
+
+    def monotonic(self) -> float: ...
+
+
+class OperatorMetrics(registry.Collector):
+    def __init__(
+        self,
+        nodes: Callable[[], Iterable[protocols.NodeStatsSource]] = list,
+        keepers: Callable[[], Iterable[KeeperView]] = list,
+    ) -> None:
+        self.nodes = nodes
+        self.keepers = keepers
+        self.reconcile_seconds = durations.DurationHistogram(
             "acinode_reconcile_duration_seconds",
             "Duration of reconciling one work item (a pod or a container group) of a virtual node, in seconds.",
         )
-        self.sync_seconds = exposition.Histogram(
+        self.sync_seconds = durations.DurationHistogram(
             "acinode_status_sync_duration_seconds",
             "Duration of one status-sync pass of a virtual node (list, GETs, pod status patches), in seconds.",
         )
-        self._in_transition: dict[str, int] = {}
         self._arm_seen: dict[counting.ArmRequestCounter, dict[tuple[str, str], int]] = {}
         self._arm_totals: collections.Counter[tuple[str, str, str]] = collections.Counter()
+        self._arm_lock = threading.Lock()
+        self.registry = registry.CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
 
-    # --- instrumentation ----------------------------------------------------------------------------------
+    # --- PodObserver ----------------------------------------------------------------------------------------
 
-    def instrument(self, pod_reconciler: reconciler.NodePodReconciler) -> None:
-        """Time the reconciler's work (called for each reconciler put into ``Services.reconcilers``)."""
-        node = str(pod_reconciler.where.node_name)
-        reconcile_key = pod_reconciler.reconcile_key
-        sync_once = pod_reconciler.sync_once
+    def on_reconcile(self, node: str, seconds: float) -> None:
+        self.reconcile_seconds.observe(seconds, node)
 
-        async def timed_reconcile(key: reconciler.WorkKey) -> None:
-            await self._timed(lambda: reconcile_key(key), self.reconcile_seconds, node)
+    def on_sync(self, node: str, seconds: float) -> None:
+        self.sync_seconds.observe(seconds, node)
 
-        async def timed_sync() -> int:
-            transitions: int = await self._timed(sync_once, self.sync_seconds, node)
-            self._in_transition[node] = transitions
-            return transitions
+    # --- collection -----------------------------------------------------------------------------------------
 
-        pod_reconciler.reconcile_key = timed_reconcile  # type: ignore[method-assign]
-        pod_reconciler.sync_once = timed_sync  # type: ignore[method-assign]
-
-    async def _timed(
-        self, call: Callable[[], Awaitable[Any]], histogram: exposition.Histogram, node: str
-    ) -> Any:
-        started = self.monotonic()
-        try:
-            return await call()
-        finally:
-            histogram.observe(self.monotonic() - started, node=node)
-
-    # --- collection ---------------------------------------------------------------------------------------
-
-    def collect(self, svc: services.Services) -> list[exposition.Family]:
-        reconcilers = list(svc.reconcilers.values())
-        keepers = list(svc.keepers.values())
-        pods = exposition.Family("acinode_pods", "gauge", "Pods bound to each virtual node, by phase.")
-        groups = exposition.Family(
+    def collect(self) -> Iterator[core.Metric]:
+        snapshots = [node.snapshot() for node in self.nodes()]
+        pods = core.GaugeMetricFamily(
+            "acinode_pods", "Pods bound to each virtual node, by phase.", labels=["node", "phase"]
+        )
+        groups = core.GaugeMetricFamily(
             "acinode_container_groups",
-            "gauge",
             "ACI container groups of each virtual node (as last listed), by provisioning state.",
+            labels=["node", "provisioning_state"],
         )
-        orphans = exposition.Family(
+        orphans = core.GaugeMetricFamily(
             "acinode_orphan_container_groups",
-            "gauge",
             "Container groups of each virtual node whose pod is gone (queued for deletion by each listing).",
+            labels=["node"],
         )
-        queued = exposition.Family(
-            "acinode_work_queue_depth",
-            "gauge",
-            "Pods and container groups of each virtual node waiting to be reconciled (not counting those in hand).",
-        )
-        transition = exposition.Family(
+        transition = core.GaugeMetricFamily(
             "acinode_container_groups_in_transition",
-            "gauge",
             "Container groups the last status-sync pass found in transition (polled fast until steady).",
+            labels=["node"],
         )
-        for node_reconciler in reconcilers:
-            node = str(node_reconciler.where.node_name)
-            phases = collections.Counter(
-                p.get("status", {}).get("phase") or "Pending"
-                for p in list(node_reconciler.view.pods.values())
-            )
+        queued = core.GaugeMetricFamily(
+            "acinode_work_queue_depth",
+            "Pods and container groups of each virtual node waiting to be reconciled (not counting those in hand).",
+            labels=["node"],
+        )
+        for snap in snapshots:
             for phase in PHASES:
-                pods.add(phases.get(phase, 0), node=node, phase=phase)
-            states = collections.Counter(
-                s.provisioning_state or "Unknown" for s in list(node_reconciler.groups.values())
-            )
-            for state, count in sorted(states.items()):
-                groups.add(count, node=node, provisioning_state=state)
-            orphans.add(_orphans(node_reconciler), node=node)
-            transition.add(self._in_transition.get(node, 0), node=node)
-            queued.add(len(node_reconciler.queue), node=node)
-        families = [pods, groups, orphans, transition, queued, self._arm_family(reconcilers)]
-        families += self._node_families(keepers)
-        families += [self.reconcile_seconds.family(), self.sync_seconds.family()]
-        families.append(
-            exposition.Family("acinode_build_info", "gauge", "The running acinode version.").add(
-                1, version=acinode.__version__
-            )
+                pods.add_metric([snap.node_name, phase], snap.pods_by_phase.get(phase, 0))
+            for state, count in sorted(snap.groups_by_provisioning_state.items()):
+                groups.add_metric([snap.node_name, state], count)
+            orphans.add_metric([snap.node_name], snap.orphan_groups)
+            transition.add_metric([snap.node_name], snap.groups_in_transition)
+            queued.add_metric([snap.node_name], snap.queue_depth)
+        yield from (pods, groups, orphans, transition, queued, self._arm_family(snapshots))
+        yield from self._node_families(list(self.keepers()))
+        yield self.reconcile_seconds.family()
+        yield self.sync_seconds.family()
+        build = core.GaugeMetricFamily(
+            "acinode_build_info", "The running acinode version.", labels=["version"]
         )
-        return families
+        build.add_metric([acinode.__version__], 1)
+        yield build
 
-    def _arm_family(self, reconcilers: list[reconciler.NodePodReconciler]) -> exposition.Family:
-        live: dict[counting.ArmRequestCounter, dict[tuple[str, str], int]] = {}
-        for node_reconciler in reconcilers:
-            counter = getattr(node_reconciler.aci, "counter", None)
-            if not isinstance(counter, counting.ArmRequestCounter) or counter in live:
-                continue
-            node = str(node_reconciler.where.node_name)
-            snapshot = counter.snapshot()
-            seen = self._arm_seen.get(counter, {})
-            for (operation, result), count in snapshot.items():
-                delta = count - seen.get((operation, result), 0)
-                self._arm_totals[(node, operation, result)] += count if delta < 0 else delta
-            live[counter] = snapshot
-        self._arm_seen = live
-        family = exposition.Family(
+    def _arm_family(self, snapshots: list[protocols.NodeSnapshot]) -> core.CounterMetricFamily:
+        with self._arm_lock:
+            live: dict[counting.ArmRequestCounter, dict[tuple[str, str], int]] = {}
+            for snap in snapshots:
+                counter = snap.arm_requests
+                if counter in live:
+                    continue  # shared by nodes of one subscription: counted once, under the first node
+                current = counter.snapshot()
+                seen = self._arm_seen.get(counter, {})
+                for (operation, result), count in current.items():
+                    delta = count - seen.get((operation, result), 0)
+                    self._arm_totals[(snap.node_name, operation, result)] += count if delta < 0 else delta
+                live[counter] = current
+            self._arm_seen = live
+            totals = sorted(self._arm_totals.items())
+        family = core.CounterMetricFamily(
             "acinode_arm_requests_total",
-            "counter",
             "ARM requests sent by each virtual node's ACI client, by operation and result (HTTP status, or the "
             "exception's name when no response came; 429 = throttled).",
+            labels=["node", "operation", "result"],
         )
-        for (node, operation, result), count in sorted(self._arm_totals.items()):
-            family.add(count, node=node, operation=operation, result=result)
+        for (node, operation, result), count in totals:
+            family.add_metric([node, operation, result], count)
         return family
 
-    def _node_families(self, keepers: list[keeper.NodeKeeper]) -> list[exposition.Family]:
-        age = exposition.Family(
+    def _node_families(self, keepers: list[KeeperView]) -> list[core.Metric]:
+        age = core.GaugeMetricFamily(
             "acinode_node_heartbeat_age_seconds",
-            "gauge",
             "Seconds since each virtual node's Lease was last renewed (+Inf before the first renewal).",
+            labels=["node"],
         )
-        ready = exposition.Family(
-            "acinode_node_ready", "gauge", "1 when the virtual node reports Ready (its ACI backend answers)."
+        ready = core.GaugeMetricFamily(
+            "acinode_node_ready",
+            "1 when the virtual node reports Ready (its ACI backend answers).",
+            labels=["node"],
         )
         for node_keeper in keepers:
             node = str(node_keeper.config.node_name)
             last = node_keeper.last_renewal
-            age.add(float("inf") if last is None else max(0.0, node_keeper.monotonic() - last), node=node)
-            ready.add(1 if node_keeper.readiness.ready else 0, node=node)
-        count = exposition.Family("acinode_virtual_nodes", "gauge", "Virtual nodes the operator keeps.")
-        count.add(len(keepers))
+            age.add_metric([node], float("inf") if last is None else max(0.0, node_keeper.monotonic() - last))
+            ready.add_metric([node], 1 if node_keeper.readiness.ready else 0)
+        count = core.GaugeMetricFamily("acinode_virtual_nodes", "Virtual nodes the operator keeps.")
+        count.add_metric([], len(keepers))
         return [age, ready, count]
-
-
-def _orphans(node_reconciler: reconciler.NodePodReconciler) -> int:
-    if not node_reconciler.view.synced:
-        return 0
-    live = {p.get("metadata", {}).get("uid") for p in list(node_reconciler.view.pods.values())}
-    count = 0
-    for summary in list(node_reconciler.groups.values()):
-        identity = tags.pod_identity_from_tags(summary.tags)
-        if identity is not None and identity.uid not in live:
-            count += 1
-    return count

@@ -8,18 +8,15 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
+from prometheus_client import exposition
 
-from acinode import services
-from acinode.metrics import collector, exposition
+from acinode.metrics import collector
 
 logger = logging.getLogger(__name__)
 
 
 class MetricsServer:
-    def __init__(
-        self, svc: services.Services, metrics: collector.OperatorMetrics, address: str, port: int
-    ) -> None:
-        self.svc = svc
+    def __init__(self, metrics: collector.OperatorMetrics, address: str, port: int) -> None:
         self.metrics = metrics
         self.address = address
         self.requested_port = port
@@ -29,8 +26,8 @@ class MetricsServer:
         self.port: int | None = None
 
     async def scrape(self, request: web.Request) -> web.StreamResponse:
-        text = exposition.render(self.metrics.collect(self.svc))
-        return web.Response(body=text.encode(), headers={"Content-Type": exposition.CONTENT_TYPE})
+        body = exposition.generate_latest(self.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": exposition.CONTENT_TYPE_PLAIN_0_0_4})
 
     async def start(self) -> bool:
         runner = web.AppRunner(self.app, access_log=None)

@@ -16,6 +16,7 @@ from acinode import errors
 from acinode.kube import client
 from acinode.kube import pods as kube_pods
 from acinode.mapping import objects
+from acinode.pods import retry
 
 logger = logging.getLogger(__name__)
 JsonObject = client.JsonObject
@@ -89,7 +90,7 @@ class PodView:
 
     async def run(self) -> None:
         """List, then watch from the list's resourceVersion; relist on expiry or error. Runs until cancelled."""
-        backoff = 0.5
+        failures = 0
         while True:
             try:
                 if not self.synced or not self._resource_version:
@@ -98,15 +99,15 @@ class PodView:
                     self.kube, self.node_name, self._resource_version, self._watch_timeout
                 ):
                     self.apply_event(event)
-                backoff = 0.5
+                failures = 0
             except errors.ConflictError as err:
                 logger.info("pod watch restarts with a fresh list: %s", err, extra={"node": self.node_name})
                 self._resource_version = ""
             except errors.AcinodeError as err:
                 logger.warning("pod watch failed: %s", err, extra={"node": self.node_name})
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                failures += 1
+                await asyncio.sleep(retry.POD_WATCH.delay(failures))
             except (ValueError, KeyError):
                 logger.exception("malformed watch event; relisting", extra={"node": self.node_name})
                 self._resource_version = ""
-                await asyncio.sleep(backoff)
+                await asyncio.sleep(retry.POD_WATCH.delay(max(failures, 1)))

@@ -8,7 +8,6 @@ import dataclasses
 import datetime as dt
 import secrets
 import ssl
-import types as pytypes
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ def stamp(seconds: float) -> str:
 
 
 class FakeAci:
-    """The parts of ``AciApi`` the kubelet uses. Logs are (seconds after T0, text) lines per container; exec
+    """The ACI calls the kubelet uses (``pods.protocols.ContainerAccess``). Logs are (seconds after T0, text) lines per container; exec
     sessions go to ``exec_server`` (a ``FakeAciExecServer``) when one is set."""
 
     def __init__(self) -> None:
@@ -49,6 +48,7 @@ class FakeAci:
         self.restarts = 0
         self.group_read = asyncio.Event()
         self.log_read = asyncio.Event()
+        self.ca_bundle_path: str | None = None
 
     async def container_logs(
         self, name: str, container: str, *, tail: int | None = None, timestamps: bool = False
@@ -189,17 +189,38 @@ class FakeReviewer:
 
 @dataclasses.dataclass
 class FakeNode:
-    """What the kubelet and the metrics read of a node's pod reconciler: ``aci``, ``view.pods``,
-    ``where.node_name``, ``groups``, ``queue``."""
+    """A ``pods.protocols.ServedNode``: what the kubelet API may read of a node's pod controller."""
 
     aci: FakeAci
     where: placement.GroupPlacement
-    view: Any = dataclasses.field(default_factory=lambda: pytypes.SimpleNamespace(pods={}, synced=True))
-    groups: dict[str, Any] = dataclasses.field(default_factory=dict)
-    queue: list[Any] = dataclasses.field(default_factory=list)
+    pods: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def node_name(self) -> ids.NodeName:
+        return self.where.node_name
+
+    @property
+    def placement(self) -> placement.GroupPlacement:
+        return self.where
+
+    @property
+    def containers(self) -> FakeAci:
+        return self.aci
+
+    def bound_pods(self) -> list[Any]:
+        return list(self.pods.values())
+
+    def find_pod(self, namespace: str, name: str) -> Any:
+        for pod in self.pods.values():
+            if pod["metadata"]["namespace"] == namespace and pod["metadata"]["name"] == name:
+                return pod
+        return None
+
+    def pod_by_uid(self, uid: str) -> Any:
+        return self.pods.get(uid)
 
     def add(self, pod: dict[str, Any]) -> dict[str, Any]:
-        self.view.pods[pod["metadata"]["uid"]] = pod
+        self.pods[pod["metadata"]["uid"]] = pod
         return pod
 
 

@@ -1,0 +1,361 @@
+"""The pod controller of one virtual node: dispatch of work keys to the lifecycle, the status-sync loop, and the
+tasks that run them (virtual-kubelet's ``podcontroller.go``).
+
+Desired state: the non-terminal pods bound to the node (``view.PodView``). Actual state: the groups listed with
+our cluster and node tags (``groupcache.GroupCache``). Work is keyed as in controller-runtime: a pod event queues
+its pod's key, a deleted pod also its group's, each listing queues groups that look orphaned and pods whose group
+vanished, and every ``resync_seconds`` every key is queued again. ``concurrent_actions`` workers take keys from a
+``workqueue.RateLimitedQueue`` (each key in one worker's hands at a time, retries by failure kind) and hand them
+to ``lifecycle.PodLifecycle``. Status flows back through ``sync_once``: ``statussync.SyncScheduler`` decides which
+groups get a GET, this module reads them and patches pod statuses (``reporting.PodReporter``).
+
+Nothing is remembered that the API server and ARM do not also hold, except retry counters and the writes made
+since the last listing began: a restarted operator resumes from a fresh list of both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+
+from acinode import errors, settings, types
+from acinode.aci import api
+from acinode.kube import client
+from acinode.mapping import events, objects, placement, tags
+from acinode.mapping import pods as pod_mapping
+from acinode.mapping import status as status_mapping
+from acinode.pods import (
+    clock,
+    groupcache,
+    keys,
+    lifecycle,
+    policy,
+    protocols,
+    reporting,
+    retry,
+    statussync,
+    view,
+    workqueue,
+)
+
+logger = logging.getLogger(__name__)
+
+PodKey = keys.PodKey
+GroupKey = keys.GroupKey
+WorkKey = keys.WorkKey
+PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
+
+
+class PodController:
+    """Serves the pods of one virtual node. Implements ``protocols.ServedNode`` (for the kubelet API) and
+    ``protocols.NodeStatsSource`` (for the metrics)."""
+
+    def __init__(
+        self,
+        kube: client.KubeClient,
+        aci: api.AciApi,
+        where: placement.GroupPlacement,
+        pod_settings: settings.PodSettings,
+        *,
+        clock: clock.Clock = clock.SYSTEM,
+        observer: protocols.PodObserver | None = None,
+    ) -> None:
+        self.kube = kube
+        self.aci = aci
+        self.where = where
+        self.settings = pod_settings
+        self.clock = clock
+        self.observer = observer
+        self.view = view.PodView(kube, where.node_name, self._on_pod_change)
+        self.queue: workqueue.RateLimitedQueue[keys.WorkKey] = workqueue.RateLimitedQueue(
+            retry.RetryPolicies.from_settings(pod_settings), clock
+        )
+        self.groups = groupcache.GroupCache(aci, where.cluster_id, where.node_name, clock)
+        self.scheduler = statussync.SyncScheduler(pod_settings, clock)
+        self.reporter = reporting.PodReporter(kube, self.view)
+        self.lifecycle = lifecycle.PodLifecycle(
+            kube, aci, where, self.groups, self.reporter, self.queue, clock, on_created=self._created
+        )
+        self.sync_soon = asyncio.Event()
+        self._gets = asyncio.Semaphore(pod_settings.concurrent_actions)
+        self._uid_by_group: dict[types.ContainerGroupName, str] = {}
+        """The bound pod each group name belongs to (a pod's group name is derived from its namespace/name)."""
+        self._in_transition = 0
+
+    # --- what the runtime, the kubelet API and the metrics see ---------------------------------------------
+
+    def update_placement(self, where: placement.GroupPlacement) -> None:
+        """Create every later group with ``where`` (DNS, OS, kube-proxy, Log Analytics, tags, GPU SKUs, group
+        limits); running groups are left as they are. The node and cluster cannot change (a new controller)."""
+        if (where.node_name, where.cluster_id) != (self.where.node_name, self.where.cluster_id):
+            raise ValueError("a placement for another node or cluster needs another controller")
+        self.where = where
+        self.lifecycle.where = where
+
+    def pod_count(self) -> int:
+        return len(self.view.pods)
+
+    @property
+    def node_name(self) -> types.NodeName:
+        return self.where.node_name
+
+    @property
+    def placement(self) -> placement.GroupPlacement:
+        return self.where
+
+    @property
+    def containers(self) -> protocols.ContainerAccess:
+        return self.aci
+
+    def bound_pods(self) -> list[objects.Pod]:
+        return list(self.view.pods.values())
+
+    def find_pod(self, namespace: str, name: str) -> objects.Pod | None:
+        for pod in list(self.view.pods.values()):
+            metadata = pod.get("metadata", {})
+            if metadata.get("name") == name and metadata.get("namespace") == namespace:
+                return pod
+        return None
+
+    def pod_by_uid(self, uid: str) -> objects.Pod | None:
+        return self.view.pods.get(uid)
+
+    def orphan_count(self) -> int:
+        """Groups whose pod is gone (``lifecycle.is_orphan``); 0 until the pod view has completed its list."""
+        if not self.view.synced:
+            return 0
+        return sum(
+            1 for name, summary in self.groups.items() if lifecycle.is_orphan(summary, self._bound(name))
+        )
+
+    def snapshot(self) -> protocols.NodeSnapshot:
+        phases = collections.Counter(
+            p.get("status", {}).get("phase") or "Pending" for p in list(self.view.pods.values())
+        )
+        return protocols.NodeSnapshot(
+            node_name=str(self.where.node_name),
+            pods_by_phase={phase: phases.get(phase, 0) for phase in PHASES},
+            groups_by_provisioning_state=self.groups.by_provisioning_state(),
+            orphan_groups=self.orphan_count(),
+            groups_in_transition=self._in_transition,
+            queue_depth=len(self.queue),
+            arm_requests=self.aci.arm_requests,
+        )
+
+    # --- routing -----------------------------------------------------------------------------------------------
+
+    def _bound(self, name: types.ContainerGroupName) -> str | None:
+        """The uid of the bound pod whose group is ``name``, if any."""
+        uid = self._uid_by_group.get(name)
+        return uid if uid is not None and uid in self.view.pods else None
+
+    def _on_pod_change(self, pod: objects.Pod | None) -> None:
+        if pod is None:  # a fresh list replaced the view
+            self._uid_by_group = {
+                pod_mapping.container_group_name_from_pod(p): uid for uid, p in self.view.pods.items()
+            }
+            self.enqueue_all()
+            return
+        uid = pod["metadata"]["uid"]
+        name = pod_mapping.container_group_name_from_pod(pod)
+        self.queue.add(PodKey(uid))
+        if uid in self.view.pods:
+            self._uid_by_group[name] = uid
+        else:  # deleted from the API: its group, if any, is now an orphan
+            if self._uid_by_group.get(name) == uid:
+                del self._uid_by_group[name]
+            self.queue.add(GroupKey(name))
+
+    def _created(self, name: types.ContainerGroupName) -> None:
+        self.scheduler.forget(name)
+        self.sync_soon.set()
+
+    def enqueue_all(self) -> None:
+        """Queue every bound pod and every listed group (after a relist, and every ``resync_seconds``)."""
+        for uid in list(self.view.pods):
+            self.queue.add(PodKey(uid))
+        for name in self.groups.names():
+            self.queue.add(GroupKey(name))
+
+    # --- dispatch ----------------------------------------------------------------------------------------------
+
+    async def reconcile_key(self, key: keys.WorkKey) -> None:
+        """Reconcile one pod or one group against the latest view and listing; failures are retried by kind."""
+        started = self.clock.monotonic()
+        try:
+            if isinstance(key, GroupKey):
+                await self._reconcile_group(key)
+            else:
+                await self._reconcile_pod(key)
+        finally:
+            if self.observer is not None:
+                self.observer.on_reconcile(str(self.where.node_name), self.clock.monotonic() - started)
+
+    async def _reconcile_pod(self, key: keys.PodKey) -> None:
+        pod = self.view.pods.get(key.uid)
+        if pod is None:
+            self.lifecycle.forget(key.uid)
+            return
+        try:
+            if pod["metadata"].get("deletionTimestamp"):
+                await self.lifecycle.delete(pod)
+            elif not lifecycle.is_terminal(pod):
+                await self.lifecycle.ensure(pod)
+        except errors.AcinodeError as err:
+            decision = policy.decide_action_failure(err)
+            assert decision.kind is not None
+            self.queue.add_rate_limited(key, decision.kind, at_least=decision.retry_at_least_seconds)
+            logger.warning(decision.log, extra=reporting.log_fields(self.where.node_name, pod))
+
+    async def _reconcile_group(self, key: keys.GroupKey) -> None:
+        """Delete the group if no bound pod owns it (only once the pod view is complete)."""
+        summary = self.groups.get(key.name)
+        if summary is None or not self.view.synced:
+            return  # a relist queues every key again
+        identity = tags.pod_identity_from_tags(summary.tags)
+        if identity is None:
+            return
+        uid = self._bound(key.name)
+        if uid is not None:
+            if uid != identity.uid:
+                self.queue.add(PodKey(uid))  # a newer pod of that name replaces the group itself
+            return
+        try:
+            await self.lifecycle.delete_orphan(key.name)
+        except errors.AcinodeError as err:
+            decision = policy.decide_action_failure(err)
+            assert decision.kind is not None
+            self.queue.add_rate_limited(key, decision.kind, at_least=decision.retry_at_least_seconds)
+            logger.warning(
+                "deleting orphan group failed: %s",
+                err,
+                extra={"node": self.where.node_name, "container_group": key.name},
+            )
+
+    # --- status sync -------------------------------------------------------------------------------------------
+
+    async def sync_once(self) -> int:
+        """List our groups (unless a fresh listing exists), queue orphans and pods whose group vanished, then GET
+        the groups the scheduler chooses and patch their pods' statuses. Returns how many groups are in
+        transition (the loop polls faster while any are)."""
+        started = self.clock.monotonic()
+        try:
+            if self.scheduler.listing_is_stale(self.groups.listing_began, self.groups.listed):
+                await self.groups.refresh()
+                self.scheduler.keep_only(set(self.groups.names()))
+            candidates: list[statussync.Candidate] = []
+            for name, listed in self.groups.items():
+                owner = tags.pod_identity_from_tags(listed.tags)
+                if owner is None or self._uid_by_group.get(name) != owner.uid:
+                    self.queue.add(GroupKey(name))  # an orphan, or a newer pod's: the workers decide
+            for uid, pod in list(self.view.pods.items()):
+                if lifecycle.is_terminal(pod) or pod["metadata"].get("deletionTimestamp"):
+                    continue
+                name = pod_mapping.container_group_name_from_pod(pod)
+                summary = self.groups.get(name)
+                if summary is None:
+                    if statussync.has_run(pod):
+                        self.queue.add(PodKey(uid))  # the group vanished: the workers decide what to do
+                    continue
+                identity = tags.pod_identity_from_tags(summary.tags)
+                if identity is None or identity.uid != uid:
+                    continue
+                candidates.append(
+                    statussync.Candidate(pod, name, summary, just_created=self.lifecycle.just_created(uid))
+                )
+            chosen, self._in_transition = self.scheduler.choose(candidates)
+            await asyncio.gather(*(self._sync_pod(c.pod, c.name) for c in chosen))
+            return self._in_transition
+        finally:
+            if self.observer is not None:
+                self.observer.on_sync(str(self.where.node_name), self.clock.monotonic() - started)
+
+    async def _sync_pod(self, pod: objects.Pod, name: types.ContainerGroupName) -> None:
+        async with self._gets:
+            log = reporting.log_fields(self.where.node_name, pod)
+            try:
+                group = await self.aci.get(name)
+            except errors.NotFoundError:
+                self.groups.vanished(name)
+                self.queue.add(PodKey(pod["metadata"]["uid"]))
+                return
+            except errors.AcinodeError as err:
+                logger.warning("reading the container group failed: %s", err, extra=log)
+                return
+            current = self.view.pods.get(pod["metadata"]["uid"], pod)
+            if lifecycle.is_terminal(current) or current["metadata"].get("deletionTimestamp"):
+                return
+            status = status_mapping.pod_status_from_container_group(
+                group, current, now=self.clock.now(), host_ip=self.where.host_ip
+            )
+            listed = self.groups.get(name)
+            self.scheduler.looked(
+                name,
+                unchanged=status == current.get("status"),
+                listed_state=listed.provisioning_state if listed else group.provisioning_state,
+            )
+            await self.reporter.patch_status(current, status)
+            for event in events.pod_events_from_container_group(group, current):
+                await self.reporter.post(current, event)
+
+    # --- tasks -------------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """The pod view, the status-sync loop, the resync timer and the workers, until cancelled."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                node = self.where.node_name
+                group.create_task(self.view.run(), name=f"pods:{node}")
+                group.create_task(self._run_sync(), name=f"sync:{node}")
+                group.create_task(self._run_resync(), name=f"resync:{node}")
+                for index in range(self.settings.concurrent_actions):
+                    group.create_task(self._run_worker(), name=f"reconcile:{node}:{index}")
+        finally:
+            self.queue.close()
+
+    async def _run_worker(self) -> None:
+        await self.groups.listed_event.wait()  # no pod is judged before ARM's side is known
+        while True:
+            key = await self.queue.get()
+            try:
+                await self.reconcile_key(key)
+            except Exception:
+                logger.exception("unexpected error reconciling %s", key, extra={"node": self.where.node_name})
+                self.queue.add_rate_limited(key, retry.FailureKind.UNEXPECTED)
+            finally:
+                self.queue.done(key)
+
+    async def _run_resync(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.resync_seconds)
+            self.enqueue_all()
+
+    async def _run_sync(self) -> None:
+        failures = 0
+        while True:
+            self.sync_soon.clear()
+            in_transition = 0
+            try:
+                in_transition = await self.sync_once()
+                failures = 0
+            except errors.ThrottledError as err:
+                failures += 1
+                await asyncio.sleep(err.retry_after_seconds)
+            except errors.AcinodeError as err:
+                failures += 1
+                logger.warning("status sync failed: %s", err, extra={"node": self.where.node_name})
+            except Exception:
+                failures += 1
+                logger.exception("unexpected error in the status sync", extra={"node": self.where.node_name})
+            interval = self.scheduler.interval(
+                listed=self.groups.listed,
+                in_transition=in_transition,
+                has_work=bool(self.view.pods) or len(self.groups) > 0,
+                failures=failures,
+            )
+            try:
+                async with asyncio.timeout(interval):
+                    await self.sync_soon.wait()
+            except TimeoutError:
+                pass

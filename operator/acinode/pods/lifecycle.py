@@ -1,0 +1,218 @@
+"""The life of one pod's container group: create, delete, and what happens when ARM loses it.
+
+The contract (as virtual-kubelet's ``PodLifecycleHandler`` states its own):
+- ``ensure(pod)`` makes the pod's group exist for *this* pod uid. It may be called any number of times, with any
+  pod bound to the node, whatever the cache says: a group already this pod's is left alone; one left by an
+  earlier pod of the same name is deleted first; a pod whose status shows it ran but whose group is gone is
+  recreated or failed per restartPolicy (``policy.decide_lost_group``); a pod the mapping refused is not tried
+  again until its generation changes; a pod in back-off waits out its hold. Creation failures are reported on
+  the pod (status and Event, ``policy.decide_create_failure``) and retried by kind through the work queue: they
+  never raise. Other errors (ARM 5xx, Kubernetes API) raise ``AcinodeError``; the caller retries the key.
+- ``delete(pod)`` for a pod with a deletion timestamp: DELETE its group once (not found counts as done; never a
+  group of another pod uid), then remove the pod with grace 0 and a uid precondition. May repeat.
+- ``delete_orphan(name)``: DELETE a group whose pod is gone. The caller decides that it is one (``is_orphan``),
+  only once the pod view has completed its first list.
+- Nothing blocks beyond the ARM and API calls it makes; every write is recorded in the group cache at once.
+
+Trust boundary, in ``_create`` (docs/security.md): only a pod whose ``spec.nodeName`` is this node is acted on;
+references are resolved (names validated, own namespace only) and the pod mapped with placeholder tokens *before*
+any token is minted, so a refused pod never gets one; then mapped again with the real tokens and PUT.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+from collections.abc import Callable
+
+from acinode import errors, types
+from acinode.aci import api
+from acinode.kube import client
+from acinode.kube import pods as kube_pods
+from acinode.mapping import objects, placement, tags
+from acinode.mapping import pods as pod_mapping
+from acinode.pods import clock, groupcache, keys, policy, references, reporting, statussync, workqueue
+
+logger = logging.getLogger(__name__)
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
+def is_terminal(pod: objects.Pod) -> bool:
+    return pod.get("status", {}).get("phase") in TERMINAL_PHASES
+
+
+def is_orphan(summary: api.GroupSummary, bound_uid: str | None) -> bool:
+    """A group (of ours, carrying a pod identity) whose name no bound pod has. ``bound_uid`` is the uid of the
+    bound pod whose group name this is, if any. A group of an earlier pod that a newer pod of the same name
+    replaces is not an orphan: ``ensure`` of that pod replaces it."""
+    return bound_uid is None and tags.pod_identity_from_tags(summary.tags) is not None
+
+
+@dataclasses.dataclass
+class PodMemory:
+    """What the lifecycle keeps about one pod between passes (retry counters live in the work queue)."""
+
+    refused_generation: int | None = None
+    """The pod generation the mapping refused: not retried until the pod changes."""
+    group_deleted: bool = False
+    """The pod is being deleted and its group is already gone: only the pod object remains to delete."""
+    created_at: float | None = None
+    """Monotonic time of our last PUT: the group is in transition until its containers are seen running."""
+
+
+class PodLifecycle:
+    def __init__(
+        self,
+        kube: client.KubeClient,
+        aci: api.AciApi,
+        where: placement.GroupPlacement,
+        cache: groupcache.GroupCache,
+        reporter: reporting.PodReporter,
+        queue: workqueue.RateLimitedQueue[keys.WorkKey],
+        clock_: clock.Clock,
+        on_created: Callable[[types.ContainerGroupName], None] = lambda name: None,
+    ) -> None:
+        self.kube = kube
+        self.aci = aci
+        self.where = where
+        """The placement of groups created from now on (``PodController.update_placement`` replaces it)."""
+        self.cache = cache
+        self.reporter = reporter
+        self.queue = queue
+        self.clock = clock_
+        self.on_created = on_created
+        self.memory: dict[str, PodMemory] = {}
+
+    def _log(self, pod: objects.Pod, **more: str) -> dict[str, str]:
+        return {**reporting.log_fields(self.where.node_name, pod), **more}
+
+    def just_created(self, uid: str) -> bool:
+        memory = self.memory.get(uid)
+        return memory is not None and memory.created_at is not None
+
+    def forget(self, uid: str) -> None:
+        """The pod left the API: drop what was kept about it."""
+        self.memory.pop(uid, None)
+        self.reporter.forget(uid)
+        self.queue.forget(keys.PodKey(uid))
+
+    # --- create ------------------------------------------------------------------------------------------------
+
+    async def ensure(self, pod: objects.Pod) -> None:
+        uid = pod["metadata"]["uid"]
+        name = pod_mapping.container_group_name_from_pod(pod)
+        summary = self.cache.get(name)
+        identity = tags.pod_identity_from_tags(summary.tags) if summary else None
+        if summary is not None and identity is not None and identity.uid == uid:
+            return
+        if summary is not None:
+            logger.info("replacing the group of an earlier pod", extra=self._log(pod))
+            await self.aci.delete(name)
+            self.cache.wrote(name, None)
+        memory = self.memory.setdefault(uid, PodMemory())
+        wait = self.queue.held_for(keys.PodKey(uid))
+        if wait > 0:
+            self.queue.add_after(keys.PodKey(uid), wait)
+            return
+        if memory.refused_generation is not None and memory.refused_generation == pod["metadata"].get(
+            "generation"
+        ):
+            return
+        if statussync.has_run(pod):
+            # Its status shows the group existed: it vanished (deleted outside acinode, or lost by ACI).
+            await self._lost(pod, name, memory)
+            return
+        await self._create(pod, name, memory)
+
+    async def _create(self, pod: objects.Pod, name: types.ContainerGroupName, memory: PodMemory) -> None:
+        now = self.clock.now()
+        if pod.get("spec", {}).get("nodeName") != self.where.node_name:
+            return  # not bound here (the view filters by node; never act on another node's pod)
+        where = self.where  # one placement for the whole attempt, even if it is replaced meanwhile
+        try:
+            refs = await references.resolve_references(self.kube, pod)
+            if references.needs_tokens(pod):
+                # Decide first, mint after: a refused pod never gets a token minted for it.
+                pod_mapping.container_group_from_pod(pod, where, refs)
+                refs = await references.mint_tokens(self.kube, pod, refs)
+            group = pod_mapping.container_group_from_pod(pod, where, refs)
+            summary = await self.aci.create_or_update(name, group)
+        except (
+            errors.UnsupportedPodSpecError,
+            errors.InvalidRequestError,
+            errors.ImageInaccessibleError,
+            errors.QuotaExceededError,
+        ) as err:
+            await self._failed(pod, memory, err, now)
+            return
+        self.queue.forget(keys.PodKey(pod["metadata"]["uid"]))
+        memory.created_at = self.clock.monotonic()
+        self.cache.wrote(name, summary)
+        self.on_created(name)
+        logger.info("container group submitted", extra=self._log(pod, container_group=name))
+
+    async def _failed(
+        self, pod: objects.Pod, memory: PodMemory, err: errors.AcinodeError, now: datetime.datetime
+    ) -> None:
+        """Report a creation failure on the pod and retry it by kind, or refuse it until it changes."""
+        key = keys.PodKey(pod["metadata"]["uid"])
+        kind = policy.kind_of(err)
+        attempt = self.queue.failures(key, kind) + 1 if kind is not None else 1
+        decision = policy.decide_create_failure(err, pod, now=now, attempt=attempt)
+        if decision.kind is None:
+            memory.refused_generation = pod["metadata"].get("generation")
+            logger.warning(decision.log, extra=self._log(pod))
+        else:
+            self.queue.add_rate_limited(key, decision.kind, at_least=decision.retry_at_least_seconds)
+            logger.info(decision.log, extra=self._log(pod))
+        if decision.status is not None:
+            await self.reporter.patch_status(pod, decision.status)
+        if decision.event is not None:
+            await self.reporter.post(pod, decision.event)
+
+    async def _lost(self, pod: objects.Pod, name: types.ContainerGroupName, memory: PodMemory) -> None:
+        decision = policy.decide_lost_group(pod, now=self.clock.now())
+        if decision.recreate:
+            logger.warning("container group lost; recreating it", extra=self._log(pod))
+            await self._create(pod, name, memory)
+        else:
+            logger.warning("container group lost; pod fails (restartPolicy Never)", extra=self._log(pod))
+            assert decision.status is not None
+            await self.reporter.patch_status(pod, decision.status)
+        await self.reporter.post(pod, decision.event)
+
+    # --- delete ------------------------------------------------------------------------------------------------
+
+    async def delete(self, pod: objects.Pod) -> None:
+        metadata = pod["metadata"]
+        name = pod_mapping.container_group_name_from_pod(pod)
+        summary = self.cache.get(name)
+        group_uid = None
+        if summary is not None:
+            identity = tags.pod_identity_from_tags(summary.tags)
+            group_uid = identity.uid if identity else None
+        memory = self.memory.setdefault(metadata["uid"], PodMemory())
+        if not memory.group_deleted and (summary is None or group_uid == metadata["uid"]):
+            # Delete whenever the group may be this pod's (also when the list has not shown it yet), once.
+            await self.aci.delete(name)
+            self.cache.wrote(name, None)
+            memory.group_deleted = True
+        if await kube_pods.force_delete(self.kube, metadata["namespace"], metadata["name"], metadata["uid"]):
+            logger.info("pod and its container group deleted", extra=self._log(pod, container_group=name))
+
+    async def delete_orphan(self, name: types.ContainerGroupName) -> None:
+        summary = self.cache.get(name)
+        identity = tags.pod_identity_from_tags(summary.tags) if summary is not None else None
+        await self.aci.delete(name)
+        self.cache.wrote(name, None)
+        self.queue.forget(keys.GroupKey(name))
+        logger.info(
+            "deleted a container group whose pod is gone",
+            extra={
+                "node": self.where.node_name,
+                "container_group": name,
+                "namespace": identity.namespace if identity else "",
+                "pod": identity.name if identity else "",
+            },
+        )

@@ -1,0 +1,138 @@
+"""The status-sync scheduler: which groups get a GET in a pass, and how long until the next pass.
+
+ARM's list omits every instance view and ``provisioningState`` stays Succeeded after containers exit, so container
+states come only from GETs of single groups, drawn from a read budget (docs/architecture.md, "Status sync"):
+- groups in transition (provisioning, just created, pod not yet Running and ready) first, up to
+  ``max_gets_per_sync`` a pass: those the listing shows deployed before those still provisioning, then the
+  longest unread. A group read with no change waits twice as long for its next read (``fast_sync_seconds`` × 2ⁿ,
+  at most ``steady_sync_seconds``), unless a listing shows its provisioningState changed since;
+- then a round-robin sweep of steady groups, ``steady_gets_per_sync`` a pass;
+- the pass interval adapts: fast while anything is in transition, steady when all is, idle for an empty node,
+  and backing off while no listing has succeeded yet.
+No I/O here: the controller lists, GETs and patches; this decides, on the injected clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from acinode import settings, types
+from acinode.aci import api
+from acinode.mapping import objects
+from acinode.pods import clock, retry
+
+
+def has_run(pod: objects.Pod) -> bool:
+    """Whether the pod's status shows that its group existed (so a missing group was lost, not never made)."""
+    status = pod.get("status", {})
+    return status.get("phase") == "Running" or any(
+        "running" in s.get("state", {}) or "terminated" in s.get("state", {})
+        for s in status.get("containerStatuses", [])
+    )
+
+
+def needs_look(pod: objects.Pod, summary: api.GroupSummary, *, just_created: bool) -> bool:
+    """In transition: provisioning, just created (and not yet seen run), or not yet seen Running and ready."""
+    if summary.is_provisioning() or (just_created and not has_run(pod)):
+        return True
+    status = pod.get("status", {})
+    statuses = status.get("containerStatuses", [])
+    return status.get("phase") != "Running" or not statuses or not all(s.get("ready") for s in statuses)
+
+
+@dataclasses.dataclass
+class LookState:
+    """When a group was last read, and how often in a row that changed nothing."""
+
+    at: float
+    unchanged: int = 0
+    provisioning_state: str | None = None
+    """The group's provisioningState in the listing at the time of the look."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """A pod whose own group is listed: one GET would refresh its status."""
+
+    pod: objects.Pod
+    name: types.ContainerGroupName
+    summary: api.GroupSummary
+    just_created: bool = False
+
+
+class SyncScheduler:
+    def __init__(self, pod_settings: settings.PodSettings, clock_: clock.Clock) -> None:
+        self.settings = pod_settings
+        self.clock = clock_
+        self.looks: dict[types.ContainerGroupName, LookState] = {}
+        self._sweep_position = 0
+        self._first_listing = retry.Backoff(
+            pod_settings.fast_sync_seconds * 2, pod_settings.steady_sync_seconds
+        )
+
+    def listing_is_stale(self, listing_began: float, listed: bool) -> bool:
+        """Whether a pass lists again. A pass woken early (a group was just created) reuses a listing under
+        ``fast_sync_seconds`` old: in a burst, listings of every group would otherwise run back to back."""
+        return not listed or self.clock.monotonic() - listing_began >= self.settings.fast_sync_seconds
+
+    def keep_only(self, names: set[types.ContainerGroupName]) -> None:
+        """Forget the looks of groups no longer listed."""
+        for name in set(self.looks) - names:
+            del self.looks[name]
+
+    def forget(self, name: types.ContainerGroupName) -> None:
+        """A new group under that name (just created): it is due a look at once."""
+        self.looks.pop(name, None)
+
+    def is_due(self, name: types.ContainerGroupName, summary: api.GroupSummary) -> bool:
+        look = self.looks.get(name)
+        if look is None or look.provisioning_state != summary.provisioning_state:
+            return True  # never read, or ARM's listing shows a change since
+        wait = min(self.settings.fast_sync_seconds * 2**look.unchanged, self.settings.steady_sync_seconds)
+        return bool(self.clock.monotonic() >= look.at + wait)
+
+    def choose(self, candidates: list[Candidate]) -> tuple[list[Candidate], int]:
+        """The candidates to GET this pass, and how many are in transition."""
+        due: list[tuple[bool, float, int, Candidate]] = []
+        steady: list[Candidate] = []
+        in_transition = 0
+        for index, candidate in enumerate(candidates):
+            if needs_look(candidate.pod, candidate.summary, just_created=candidate.just_created):
+                in_transition += 1
+                if self.is_due(candidate.name, candidate.summary):
+                    look = self.looks.get(candidate.name)
+                    due.append(
+                        (candidate.summary.is_provisioning(), look.at if look else 0.0, index, candidate)
+                    )
+            else:
+                steady.append(candidate)
+        due.sort(key=lambda entry: entry[:3])
+        chosen = [entry[3] for entry in due[: self.settings.max_gets_per_sync]]
+        if steady and self.settings.steady_gets_per_sync > 0:
+            start = self._sweep_position % len(steady)
+            rotated = steady[start:] + steady[:start]
+            chosen += rotated[: self.settings.steady_gets_per_sync]
+            self._sweep_position = start + self.settings.steady_gets_per_sync
+        return chosen, in_transition
+
+    def looked(self, name: types.ContainerGroupName, *, unchanged: bool, listed_state: str | None) -> None:
+        """Record a GET of the group: ``unchanged`` when the pod's status stayed as it was; ``listed_state`` is
+        what the listing said when we looked (not the GET's answer, which may be newer than the listing): a later
+        listing that says otherwise makes the group due again at once."""
+        previous = self.looks.get(name)
+        self.looks[name] = LookState(
+            at=self.clock.monotonic(),
+            unchanged=(previous.unchanged + 1 if previous and unchanged else 0),
+            provisioning_state=listed_state,
+        )
+
+    def interval(self, *, listed: bool, in_transition: int, has_work: bool, failures: int) -> float:
+        """Seconds until the next pass (a creation wakes it earlier)."""
+        if not listed:
+            # Pods wait for the first listing: retry soon, backing off.
+            return self._first_listing.delay(failures) if failures else self.settings.fast_sync_seconds
+        if in_transition:
+            return self.settings.fast_sync_seconds
+        if has_work:
+            return self.settings.steady_sync_seconds
+        return self.settings.idle_sync_seconds  # an empty node: just the orphan check
