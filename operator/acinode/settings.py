@@ -30,6 +30,15 @@ class NodeSettings:
     """Timeout of each Kubernetes or probe call made by a node's heartbeat loops."""
     backend_check_ttl_seconds: float = 30.0
     """How long a successful backend reachability check is trusted before it is repeated."""
+    backend_unhealthy_after: int = 3
+    """Consecutive failed backend probes (one every ``probe_interval_seconds``) after which the backend counts as
+    unhealthy: the BackendReachable conditions turn False and the node gets the NoSchedule taint
+    ``acinode.dev/backend-unavailable``. One failed probe (a blip, one slow answer) never does; a throttled probe
+    counts as a success (ARM answered). Ready and the Lease never follow the backend (docs/reliability.md)."""
+    backend_healthy_after: int = 1
+    """Consecutive successful probes after which an unhealthy backend counts as healthy again (the taint goes).
+    One is enough: a success is ARM answering with the node's credentials, and it is trusted (cached) for
+    ``backend_check_ttl_seconds`` anyway, so a second probe within that time would repeat the same answer."""
     config_retry_seconds: float = 10.0
     """Longest wait between two attempts to use a VirtualNode's Azure settings and Secrets (1, 2, 4 … s up to
     this): a Secret created after its VirtualNode is picked up this quickly."""

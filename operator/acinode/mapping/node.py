@@ -16,6 +16,11 @@ from acinode.mapping import ownership, timestamps, virtualnode
 
 PROVIDER_TAINT_KEY = "virtual-kubelet.io/provider"
 PROVIDER_TAINT_VALUE = "azure"
+BACKEND_TAINT_KEY = "acinode.dev/backend-unavailable"
+"""NoSchedule taint acinode sets while the node's backend (ARM) is unhealthy, so that no *new* pod lands where it
+cannot start; running pods are left alone (NoSchedule never evicts). Removed when the backend is healthy again."""
+BACKEND_CONDITION = "BackendReachable"
+"""Node (and VirtualNode) condition type saying whether ARM answers with the node's credentials."""
 MANAGED_BY_LABEL = ownership.MANAGED_BY_LABEL
 """Label on every Node acinode manages, naming its VirtualNode (lets the operator watch only its own Nodes)."""
 MANAGED_LABELS_ANNOTATION = "acinode.dev/managed-labels"
@@ -151,7 +156,11 @@ def spec_labels_refusal(labels: Mapping[str, str]) -> ownership.Refusal | None:
     )
 
 
-def node_taints(config: virtualnode.VirtualNodeConfig) -> list[dict[str, str]]:
+def node_taints(
+    config: virtualnode.VirtualNodeConfig, *, backend_unavailable: bool = False
+) -> list[dict[str, str]]:
+    """The spec's taints (and the provider taint unless disabled), plus ``BACKEND_TAINT_KEY`` while the backend is
+    unavailable (``backend_unavailable``)."""
     taints = (
         []
         if config.disable_default_taint
@@ -164,6 +173,10 @@ def node_taints(config: virtualnode.VirtualNodeConfig) -> list[dict[str, str]]:
         if taint.value is not None:
             entry["value"] = taint.value
         taints.append(entry)
+    if backend_unavailable and not any(
+        t["key"] == BACKEND_TAINT_KEY and t["effect"] == "NoSchedule" for t in taints
+    ):
+        taints.append({"key": BACKEND_TAINT_KEY, "effect": "NoSchedule"})
     return taints
 
 
@@ -172,13 +185,18 @@ def node_capacity(config: virtualnode.VirtualNodeConfig) -> dict[str, str]:
 
 
 def node_from_virtual_node(
-    config: virtualnode.VirtualNodeConfig, identity: NodeIdentity, owner_uid: str | None = None
+    config: virtualnode.VirtualNodeConfig,
+    identity: NodeIdentity,
+    owner_uid: str | None = None,
+    *,
+    backend_unavailable: bool = False,
 ) -> dict[str, Any]:
     """The Node object to create for ``config`` (metadata and spec; status is patched separately)."""
     labels = node_labels(config)
+    taints = node_taints(config, backend_unavailable=backend_unavailable)
     annotations = {
         MANAGED_LABELS_ANNOTATION: ",".join(sorted(labels)),
-        MANAGED_TAINTS_ANNOTATION: ",".join(sorted(_taint_key(t) for t in node_taints(config))),
+        MANAGED_TAINTS_ANNOTATION: ",".join(sorted(_taint_key(t) for t in taints)),
     }
     if owner_uid:
         # Not an ownerReference: a cluster-scoped CR could own the Node, but then deleting the VirtualNode would
@@ -189,7 +207,7 @@ def node_from_virtual_node(
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": metadata,
-        "spec": {"taints": node_taints(config)},
+        "spec": {"taints": taints},
     }
 
 
@@ -231,10 +249,31 @@ class Readiness:
     message: str
 
 
+@dataclasses.dataclass(frozen=True)
+class BackendHealth:
+    """Whether the node's backend (ARM, with the node's credentials) is healthy, as the hysteresis last decided.
+
+    ``reachable`` is None while nothing is known: not checked yet, or not checkable (the configuration is unusable,
+    which Ready already says). Only ``reachable is False`` taints the node.
+    """
+
+    reachable: bool | None
+    reason: str
+    message: str
+
+    @property
+    def status(self) -> str:
+        return "Unknown" if self.reachable is None else "True" if self.reachable else "False"
+
+
 def node_conditions(
-    readiness: Readiness, now: datetime.datetime, previous: Sequence[Mapping[str, Any]] = ()
+    readiness: Readiness,
+    now: datetime.datetime,
+    previous: Sequence[Mapping[str, Any]] = (),
+    backend: BackendHealth | None = None,
 ) -> list[dict[str, Any]]:
-    """Ready plus the pressure conditions, keeping each transition time unless its status changed."""
+    """Ready plus the pressure conditions (and ``BackendReachable`` when ``backend`` is given), keeping each
+    transition time unless its status changed."""
     stamp = _timestamp(now)
     before = {c.get("type"): c for c in previous}
     desired = [
@@ -247,6 +286,8 @@ def node_conditions(
             "Networking is provided by Azure Container Instances",
         ),
     ]
+    if backend is not None:
+        desired.append((BACKEND_CONDITION, backend.status, backend.reason, backend.message))
     conditions = []
     for kind, status, reason, message in desired:
         conditions.append(

@@ -2,6 +2,12 @@
 
 Each VirtualNode gets its own keeper with its own tasks, and every API call has a timeout, so a slow call for
 one node never delays another node's lease, and a slow backend probe never delays this node's lease.
+
+The Lease and Ready mean what they mean for a kubelet, "the agent that owns this node is alive": the Lease is
+renewed whenever the Node is ours and the Kubernetes API answers, whatever ARM does, and Ready is False only for a
+configuration that can never work. Backend health is a separate signal with hysteresis (``heartbeat``): the
+BackendReachable conditions, Events, and acinode's NoSchedule taint while the backend is unhealthy, so that no new
+pod lands where it cannot start while running pods stay (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -55,6 +61,10 @@ class NodeKeeper:
         self.monotonic = monotonic
         """Measures intervals (status patches, lease age); injectable so tests control time."""
         self.readiness = node_mapping.Readiness(False, "KubeletNotReady", "acinode is starting")
+        self.backend = heartbeat.BackendHealthTracker(
+            operator_settings.node.backend_unhealthy_after, operator_settings.node.backend_healthy_after
+        )
+        """Backend health with hysteresis: the BackendReachable conditions and the backend taint follow it."""
         self.node_uid: str | None = None
         """The uid of our Node, once confirmed ours (created by us, or annotated with ``owner_uid``)."""
         self.refusal: ownership.Refusal | None = None
@@ -99,7 +109,13 @@ class NodeKeeper:
     async def register_once(self) -> None:
         """Claim the Node: ours (created or adopted by uid annotation), or refused with the reason."""
         claim = await self._call(
-            registration.claim_node(self.kube, self.config, self.identity, self.owner_uid)
+            registration.claim_node(
+                self.kube,
+                self.config,
+                self.identity,
+                self.owner_uid,
+                backend_unavailable=self.backend.unavailable,
+            )
         )
         if claim.node is None:
             assert claim.refusal is not None
@@ -108,14 +124,13 @@ class NodeKeeper:
         node_uid = claim.node["metadata"]["uid"]
         if node_uid != self.node_uid:
             self._lease_version = None  # the Lease we renewed was another Node's
+            self._renew_now.set()  # a (new) Node to own the Lease: renew now, not a whole interval later
         self.node_uid = node_uid
         self.conditions = list(claim.node.get("status", {}).get("conditions") or [])
         if self.refusal is not None:
             logger.info("the node is ours now: %s", self.config.node_name, extra=self.log_fields)
             self.refusal = None
         self.owned.set()
-        if self.readiness.ready:
-            self._renew_now.set()  # a (new) Node to own the Lease: renew now, not a whole interval later
 
     async def _refuse(self, refusal: ownership.Refusal) -> None:
         """No Node of ours: nothing is written to the Node or Lease, and the pods stop being served."""
@@ -131,36 +146,31 @@ class NodeKeeper:
         self.refusal = refusal
 
     async def status_once(self, force: bool = False) -> None:
-        """Probe the backend; patch Node status if readiness changed, on ``force``, or when the last is old.
+        """Probe the backend; patch Node status if readiness or backend health changed, on ``force``, or when the
+        last patch is old. A change of backend health also adds or removes the backend taint (a claim).
 
         Nothing is probed or patched while there is no Node of ours (its name is taken, the spec is refused):
         registration is retried each time, and the refusal reported on the VirtualNode.
         """
-        if self.node_uid is None or self._claim_due:
-            await self.register_once()
-            self._claim_due = False
-            if self.node_uid is None:
-                await self.report_once()
-                return
-        timeout = self.settings.node.api_timeout_seconds
-        try:
-            # A grace beyond the probe's own timeout (the probe contract: it bounds itself), so that the probe
-            # decides what a slow answer means — e.g. throttled (Ready) rather than unreachable — and this guard
-            # only catches a probe that breaks its contract.
-            async with asyncio.timeout(timeout + min(PROBE_GRACE_SECONDS, timeout / 2)):
-                readiness = await heartbeat.probe_readiness(self.probe)
-        except TimeoutError:
-            # A probe that does not answer in time is a backend that does not answer: not ready, no lease.
-            unavailable = errors.BackendUnavailableError(f"the backend check took longer than {timeout:g}s")
-            readiness = heartbeat.readiness_from_error(unavailable)
+        if (self.node_uid is None or self._claim_due) and not await self._claim():
+            return
+        verdict = await self._probe()
+        readiness = heartbeat.node_readiness(verdict)
         changed = readiness != self.readiness
         if changed:
             log = logger.info if readiness.ready else logger.warning
             log("node readiness changed: %s (%s)", readiness.reason, readiness.message, extra=self.log_fields)
             await self._post_readiness_event(readiness)
         self.readiness = readiness
-        if changed and readiness.ready:
-            self._renew_now.set()  # a node that turns ready must not wait a whole interval for its lease
+        tainted = self.backend.unavailable
+        previous_health = self.backend.health
+        if self.backend.observe(verdict):
+            changed = True
+            await self._backend_health_changed(previous_health)
+        if self.backend.unavailable != tainted:
+            self._claim_due = True  # add or remove the backend taint now
+            if not await self._claim():
+                return
         due = self.monotonic() - self._last_status_patch >= self.settings.node.status_interval_seconds
         if not (changed or force or due):
             await self.report_once()
@@ -177,6 +187,50 @@ class NodeKeeper:
         if self.node_uid is not None:
             self._last_status_patch = self.monotonic()
         await self.report_once()
+
+    async def _claim(self) -> bool:
+        """Register (or re-claim, with the taints now due); whether there is a Node of ours to go on with.
+
+        A failed claim raises and stays due, so the next iteration tries again.
+        """
+        await self.register_once()
+        self._claim_due = False
+        if self.node_uid is None:
+            await self.report_once()
+            return False
+        return True
+
+    async def _probe(self) -> node_mapping.Readiness:
+        """The backend probe's verdict, bounded in time."""
+        timeout = self.settings.node.api_timeout_seconds
+        try:
+            # A grace beyond the probe's own timeout (the probe contract: it bounds itself), so that the probe
+            # decides what a slow answer means — e.g. throttled (reachable) rather than unreachable — and this
+            # guard only catches a probe that breaks its contract.
+            async with asyncio.timeout(timeout + min(PROBE_GRACE_SECONDS, timeout / 2)):
+                return await heartbeat.probe_readiness(self.probe)
+        except TimeoutError:
+            # A probe that does not answer in time is a backend that does not answer.
+            unavailable = errors.BackendUnavailableError(f"the backend check took longer than {timeout:g}s")
+            return heartbeat.readiness_from_error(unavailable)
+
+    async def _backend_health_changed(self, before: node_mapping.BackendHealth) -> None:
+        """Log it, and post an Event on the VirtualNode when the backend turns unhealthy (or the reason changes)
+        or healthy again; not for "not checked" (Ready tells about an unusable configuration)."""
+        health = self.backend.health
+        if health.reachable is False:
+            logger.warning(
+                "backend unhealthy after %d failed probes: %s (%s); new pods are kept off the node",
+                self.backend.failures,
+                health.reason,
+                health.message,
+                extra=self.log_fields,
+            )
+            if before.reachable is not False or before.reason != health.reason:
+                await self._post_event(health.reason, health.message, "Warning")
+        elif health.reachable is True and before.reachable is False:
+            logger.info("backend healthy again: %s", health.message, extra=self.log_fields)
+            await self._post_event(health.reason, health.message, "Normal")
 
     async def _register_again(self) -> None:
         self.node_uid = None
@@ -197,16 +251,18 @@ class NodeKeeper:
                 now=self.clock(),
                 previous_conditions=previous,
                 node_uid=self.node_uid,
+                backend=self.backend.health,
             )
         )
         return conditions
 
     async def lease_once(self) -> None:
-        """Renew our Node's Lease, unless the backend is not ready (then the node must be seen to go stale).
+        """Renew our Node's Lease whenever the Node is ours, whatever the backend does (the Lease says the
+        operator is alive, as a kubelet's says the kubelet is).
 
         A Lease of that name that is not our Node's is left alone, and reported.
         """
-        if not self.readiness.ready or self.node_uid is None:
+        if self.node_uid is None:
             return
         duration = self.settings.lease.duration_seconds
         try:
@@ -251,6 +307,7 @@ class NodeKeeper:
                 self._reported,
                 refusal=self.refusal,
                 lease_refusal=self.lease_refusal,
+                backend=self.backend.health,
             ),
         }
         if self.pod_count is not None:

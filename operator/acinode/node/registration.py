@@ -31,8 +31,13 @@ async def claim_node(
     config: virtualnode.VirtualNodeConfig,
     identity: node_mapping.NodeIdentity,
     owner_uid: str | None,
+    *,
+    backend_unavailable: bool = False,
 ) -> Claim:
     """Our Node, created if missing and patched if its labels or taints drifted from the spec; or the refusal.
+
+    ``backend_unavailable`` adds acinode's backend taint (``node_mapping.BACKEND_TAINT_KEY``); without it, a
+    backend taint acinode set earlier is removed (taints are managed, so others' taints stay).
 
     Refused without a write: a spec with labels a kubelet may not set on itself; a Node of that name that is not
     ours (``owner_uid`` is the VirtualNode's uid); a missing Node whose name another live VirtualNode claimed
@@ -50,11 +55,15 @@ async def claim_node(
         if refusal is not None:
             return Claim(None, refusal)
         logger.info("registering node", extra={"node": config.node_name})
-        desired = node_mapping.node_from_virtual_node(config, identity, owner_uid)
+        desired = node_mapping.node_from_virtual_node(
+            config, identity, owner_uid, backend_unavailable=backend_unavailable
+        )
         return Claim(await resources.create_node(kube, desired))
     if not ownership.is_own_node(actual, owner_uid):
         return Claim(None, ownership.foreign_node_refusal(actual, config.name))
-    desired = node_mapping.node_from_virtual_node(config, identity, owner_uid)
+    desired = node_mapping.node_from_virtual_node(
+        config, identity, owner_uid, backend_unavailable=backend_unavailable
+    )
     patch = node_mapping.node_metadata_drift(desired, actual)
     if patch is None:
         return Claim(actual)

@@ -38,9 +38,13 @@ def virtual_node_conditions(
     *,
     refusal: ownership.Refusal | None = None,
     lease_refusal: ownership.Refusal | None = None,
+    backend: node_mapping.BackendHealth | None = None,
 ) -> list[dict[str, Any]]:
     """Ready, Registered and BackendReachable. A refusal (no Node of ours) is the reason of Ready and Registered;
-    the backend is not checked meanwhile (Unknown). A foreign Lease keeps Ready False."""
+    the backend is not checked meanwhile (Unknown). A foreign Lease keeps Ready False.
+
+    BackendReachable is ``backend`` (the keeper's health, with hysteresis), not Ready: Ready stays True through
+    backend outages. Without ``backend``, nothing is known yet (Unknown)."""
     if refusal is not None:
         return [
             _condition("Ready", False, refusal.reason, refusal.message, now=now, before=before),
@@ -54,7 +58,9 @@ def virtual_node_conditions(
                 before=before,
             ),
         ]
-    backend_ok = readiness.reason not in {"BackendUnreachable", "BackendCredentialsRefused"}
+    health = backend or node_mapping.BackendHealth(
+        None, "BackendNotChecked", "the backend has not been checked yet"
+    )
     ready = (
         _condition("Ready", False, lease_refusal.reason, lease_refusal.message, now=now, before=before)
         if lease_refusal is not None and registered
@@ -78,10 +84,10 @@ def virtual_node_conditions(
             before=before,
         ),
         _condition(
-            "BackendReachable",
-            backend_ok,
-            "BackendReachable" if backend_ok else readiness.reason,
-            "Azure Container Instances answered" if backend_ok else readiness.message,
+            node_mapping.BACKEND_CONDITION,
+            health.reachable,
+            health.reason,
+            health.message,
             now=now,
             before=before,
         ),

@@ -121,7 +121,8 @@ async def test_the_first_status_registers_patches_and_reports(
         pytest.param(0.0, True, None, 1, 0, id="forced"),
         pytest.param(59.9, False, None, 0, 0, id="interval-not-yet-elapsed"),
         pytest.param(60.0, False, None, 1, 0, id="interval-elapsed"),
-        pytest.param(1.0, False, errors.BackendUnavailableError("dns"), 1, 1, id="readiness-changed"),
+        pytest.param(1.0, False, errors.ConfigurationError("no Secret"), 1, 1, id="readiness-changed"),
+        pytest.param(1.0, False, errors.BackendUnavailableError("dns"), 0, 0, id="one-failure-is-no-change"),
         pytest.param(1.0, False, errors.ThrottledError("429", 5.0), 0, 0, id="throttled-is-no-change"),
     ],
 )
@@ -163,40 +164,39 @@ async def test_a_periodic_patch_moves_the_heartbeat_but_not_the_transition(
 
 
 @pytest.mark.parametrize(
-    ("error", "reason", "backend_reachable"),
+    ("error", "reason"),
     [
-        pytest.param(
-            errors.AuthenticationError("token expired"), "BackendCredentialsRefused", "False", id="auth"
-        ),
-        pytest.param(
-            errors.PermissionDeniedError("no role"), "BackendCredentialsRefused", "False", id="perm"
-        ),
-        pytest.param(
-            errors.BackendUnavailableError("no route"), "BackendUnreachable", "False", id="unreachable"
-        ),
-        pytest.param(errors.TransientError("503"), "BackendUnreachable", "False", id="transient"),
+        pytest.param(errors.AuthenticationError("token expired"), "BackendCredentialsRefused", id="auth"),
+        pytest.param(errors.PermissionDeniedError("no role"), "BackendCredentialsRefused", id="perm"),
+        pytest.param(errors.BackendUnavailableError("no route"), "BackendUnreachable", id="unreachable"),
+        pytest.param(errors.TransientError("503"), "BackendUnreachable", id="transient"),
     ],
 )
-async def test_backend_failures_make_the_node_not_ready_with_the_reason(
+async def test_backend_failures_keep_the_node_ready_and_say_why_on_the_backend_condition(
     *,
     kube: FakeKube,
     make_keeper: MakeKeeper,
     probe: FakeBackendProbe,
+    clock: FakeClock,
     error: errors.AcinodeError,
     reason: str,
-    backend_reachable: str,
 ) -> None:
     keeper = make_keeper()
     await keeper.status_once()
     probe.fail(error)
-    await keeper.status_once()
-    ready = condition(kube.stored(node_path()), "Ready")
-    assert (ready["status"], ready["reason"], ready["message"]) == ("False", reason, str(error))
+    for _ in range(3):  # backend_unhealthy_after
+        clock.advance(10)
+        await keeper.status_once()
+    node = kube.stored(node_path())
+    ready = condition(node, "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "KubeletReady")
+    backend = condition(node, "BackendReachable")
+    assert (backend["status"], backend["reason"], backend["message"]) == ("False", reason, str(error))
     vn = kube.stored(vn_status_path().removesuffix("/status"))
-    assert condition(vn, "Ready")["status"] == "False"
+    assert condition(vn, "Ready")["status"] == "True"
     assert condition(vn, "Registered")["status"] == "True"
     assert (condition(vn, "BackendReachable")["status"], condition(vn, "BackendReachable")["reason"]) == (
-        backend_reachable,
+        "False",
         reason,
     )
 
@@ -262,16 +262,16 @@ async def test_status_errors_surface_and_the_next_forced_call_retries(
 # --- lease_once -------------------------------------------------------------------------------------------------
 
 
-async def test_no_lease_before_the_node_is_ready_and_registered(
+async def test_no_lease_before_the_node_is_ours_and_one_as_soon_as_it_is(
     kube: FakeKube, make_keeper: MakeKeeper
 ) -> None:
     keeper = make_keeper()
     await keeper.lease_once()
-    await keeper.register_once()
-    kube.reset_calls()
-    await keeper.lease_once()  # registered, but readiness is still "starting"
     assert kube.calls == []
-    assert keeper.last_renewal is None
+    await keeper.register_once()
+    await keeper.lease_once()  # registered, not probed yet: the operator is alive and owns the node
+    assert kube.stored(lease_path()) is not None
+    assert keeper.last_renewal is not None
 
 
 async def test_a_ready_node_renews_its_lease(
@@ -293,24 +293,32 @@ async def test_a_ready_node_renews_its_lease(
     assert keeper.last_renewal == clock.monotonic()
 
 
-async def test_the_lease_is_not_renewed_while_the_backend_is_down(
-    kube: FakeKube, make_keeper: MakeKeeper, probe: FakeBackendProbe, clock: FakeClock
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(errors.BackendUnavailableError("no route"), id="unreachable"),
+        pytest.param(errors.AuthenticationError("expired"), id="credentials-refused"),
+        pytest.param(errors.TransientError("503"), id="5xx"),
+        pytest.param(errors.ConfigurationError("no Secret"), id="configuration"),
+    ],
+)
+async def test_the_lease_is_renewed_whatever_the_backend_does(
+    kube: FakeKube, make_keeper: MakeKeeper, probe: FakeBackendProbe, clock: FakeClock, error: Exception
 ) -> None:
     keeper = make_keeper()
     await keeper.status_once()
     await keeper.lease_once()
-    renewed = keeper.last_renewal
-    probe.fail(errors.BackendUnavailableError("no route"))
-    await keeper.status_once()
-    kube.reset_calls()
-    clock.advance(10)
-    await keeper.lease_once()
-    assert kube.calls == []
-    assert keeper.last_renewal == renewed
-    probe.healthy()
-    await keeper.status_once()
-    await keeper.lease_once()
-    assert kube.count("PATCH", lease_path()) == 1
+    probe.fail(error)
+    for _ in range(5):
+        clock.advance(10)
+        await keeper.status_once()
+        kube.reset_calls()
+        await keeper.lease_once()
+        assert verbs(kube) == [("PATCH", lease_path())]
+        assert keeper.last_renewal == clock.monotonic()
+    lease = kube.stored(lease_path())
+    assert lease is not None
+    assert lease["spec"]["renewTime"] == clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 async def test_lease_errors_surface(kube: FakeKube, make_keeper: MakeKeeper) -> None:
@@ -363,9 +371,9 @@ async def test_before_registration_the_virtual_node_is_reported_not_registered(
                 },
                 {
                     "type": "BackendReachable",
-                    "status": "True",
-                    "reason": "BackendReachable",
-                    "message": "Azure Container Instances answered",
+                    "status": "Unknown",
+                    "reason": "BackendNotChecked",
+                    "message": "the backend has not been checked yet",
                     "lastTransitionTime": clock.stamp(),
                 },
             ],
@@ -379,19 +387,20 @@ async def test_reported_conditions_keep_their_transition_time_unless_their_statu
     keeper = make_keeper()
     await keeper.status_once()
     start = clock.stamp()
-    clock.advance(10)
     probe.fail(errors.BackendUnavailableError("no route"))
-    await keeper.status_once()
+    for _ in range(3):
+        clock.advance(10)
+        await keeper.status_once()
     lost = clock.stamp()
     clock.advance(10)
     probe.fail(errors.AuthenticationError("expired"))  # reason changes, statuses do not
     await keeper.status_once()
     vn = kube.stored(vn_status_path().removesuffix("/status"))
     assert kube.count("PATCH", vn_status_path()) == 3
-    assert condition(vn, "Ready")["lastTransitionTime"] == lost
-    assert condition(vn, "Ready")["reason"] == "BackendCredentialsRefused"
+    assert condition(vn, "Ready")["lastTransitionTime"] == start
     assert condition(vn, "Registered")["lastTransitionTime"] == start
     assert condition(vn, "BackendReachable")["lastTransitionTime"] == lost
+    assert condition(vn, "BackendReachable")["reason"] == "BackendCredentialsRefused"
 
 
 async def test_a_new_generation_is_reported(kube: FakeKube, make_keeper: MakeKeeper) -> None:
@@ -442,13 +451,16 @@ async def test_a_hanging_lease_renewal_times_out(kube: FakeKube, make_keeper: Ma
         await keeper.lease_once()
 
 
-async def test_a_hanging_backend_probe_makes_the_node_not_ready(
+async def test_a_hanging_backend_probe_is_a_failed_probe_and_keeps_the_node_ready(
     kube: FakeKube, make_keeper: MakeKeeper, probe: FakeBackendProbe
 ) -> None:
     keeper = make_keeper(fast_settings(api_timeout=0.05))
     await keeper.status_once()
     probe.hold()
-    await asyncio.wait_for(keeper.status_once(), 1)
-    assert not keeper.readiness.ready
-    assert keeper.readiness.reason == "BackendUnreachable"
-    assert condition(kube.stored(node_path()), "Ready")["status"] == "False"
+    for _ in range(3):
+        await asyncio.wait_for(keeper.status_once(), 1)
+    assert keeper.readiness.ready
+    assert (keeper.backend.health.reachable, keeper.backend.health.reason) == (False, "BackendUnreachable")
+    node = kube.stored(node_path())
+    assert condition(node, "Ready")["status"] == "True"
+    assert condition(node, "BackendReachable")["status"] == "False"

@@ -82,33 +82,61 @@ async def test_the_first_lease_does_not_wait_a_renewal_interval(
         )
 
 
-async def test_a_node_that_turns_ready_renews_its_lease_at_once(
+async def test_an_unusable_configuration_keeps_the_node_not_ready_but_its_lease_renewed(
     kube: FakeKube, make_keeper: MakeKeeper, probe: FakeBackendProbe
 ) -> None:
-    probe.fail(errors.AuthenticationError("expired"))
+    probe.fail(errors.ConfigurationError("Azure settings unusable: no Secret"))
     node_keeper = make_keeper(fast_settings(renew_interval=SLOW, probe_interval=0.02), real_time=True)
     async with running(node_keeper):
         await kube.wait_until(lambda: ready_status(kube) == "False", what="Ready=False")
-        assert kube.stored(lease_path()) is None
+        await kube.wait_until(lambda: kube.stored(lease_path()) is not None, what="the lease, at once")
+        node = kube.stored(node_path())
+        assert node is not None
+        assert taint_keys(node) == ["virtual-kubelet.io/provider"]  # NotReady is enough: no backend taint
         probe.healthy()
-        await kube.wait_until(lambda: kube.stored(lease_path()) is not None, what="the lease")
-        assert ready_status(kube) == "True"
+        await kube.wait_until(lambda: ready_status(kube) == "True", what="Ready=True")
 
 
-async def test_the_lease_stops_while_the_backend_is_down(
-    kube: FakeKube, make_keeper: MakeKeeper, probe: FakeBackendProbe
+def taint_keys(node: dict[str, Any] | None) -> list[str]:
+    return [t["key"] for t in (node or {}).get("spec", {}).get("taints", [])]
+
+
+def backend_status(kube: FakeKube) -> str | None:
+    node = kube.stored(node_path())
+    conditions = (node or {}).get("status", {}).get("conditions", [])
+    return next((c["status"] for c in conditions if c["type"] == "BackendReachable"), None)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(errors.BackendUnavailableError("no route"), id="unreachable"),
+        pytest.param(errors.AuthenticationError("expired"), id="credentials-refused"),
+    ],
+)
+async def test_the_lease_goes_on_while_the_backend_is_down_and_the_taint_comes_and_goes(
+    kube: FakeKube, make_keeper: MakeKeeper, probe: FakeBackendProbe, error: Exception
 ) -> None:
     node_keeper = make_keeper(fast_settings(renew_interval=0.01, probe_interval=0.01), real_time=True)
     async with running(node_keeper):
         await kube.wait_for_calls(2, "PATCH", lease_path())
-        probe.fail(errors.BackendUnavailableError("no route"))
-        await kube.wait_until(lambda: ready_status(kube) == "False", what="Ready=False")
-        checks = probe.checks
-        await probe.changes.wait_until(lambda: probe.checks >= checks + 2)  # a renewal under way has ended
+        await kube.wait_until(lambda: backend_status(kube) == "True", what="BackendReachable=True")
+        probe.fail(error)
+        await kube.wait_until(lambda: backend_status(kube) == "False", what="BackendReachable=False")
+        await kube.wait_until(
+            lambda: "acinode.dev/backend-unavailable" in taint_keys(kube.stored(node_path())),
+            what="the backend taint",
+        )
         renewals = kube.count("PATCH", lease_path())
-        checks = probe.checks
-        await probe.changes.wait_until(lambda: probe.checks >= checks + 5, what="several probe intervals")
-        assert kube.count("PATCH", lease_path()) == renewals
+        await kube.wait_for_calls(renewals + 5, "PATCH", lease_path())
+        assert ready_status(kube) == "True"
+        probe.healthy()
+        await kube.wait_until(lambda: backend_status(kube) == "True", what="BackendReachable=True again")
+        await kube.wait_until(
+            lambda: taint_keys(kube.stored(node_path())) == ["virtual-kubelet.io/provider"],
+            what="the backend taint removed",
+        )
+        assert ready_status(kube) == "True"
 
 
 def fail_transiently(kube: FakeKube, path: str) -> None:

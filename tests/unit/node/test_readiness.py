@@ -1,4 +1,6 @@
-"""Ready is the truth about the backend: which probe errors make a node not ready, and with which reason."""
+"""The probe's verdict on the backend (which errors mean unreachable or refused credentials, with which reason),
+and the node's Ready that follows from it: ready whatever the backend does, unless the configuration can never
+work."""
 
 from __future__ import annotations
 
@@ -27,9 +29,9 @@ from fakes.fake_backend import FakeBackendProbe
         pytest.param(
             errors.ConfigurationError("bad cloud"), False, "InvalidConfiguration", id="configuration"
         ),
-        # throttled means the backend answered: still ready
+        # throttled means the backend answered: reachable
         pytest.param(
-            errors.ThrottledError("429", retry_after_seconds=5), True, "KubeletReady", id="throttled"
+            errors.ThrottledError("429", retry_after_seconds=5), True, "BackendReachable", id="throttled"
         ),
     ],
 )
@@ -54,8 +56,31 @@ def test_messages_are_bounded_and_never_empty_for_unreachable(
     assert heartbeat.readiness_from_error(error).message == message
 
 
-async def test_a_healthy_probe_is_ready() -> None:
-    assert await heartbeat.probe_readiness(FakeBackendProbe()) == heartbeat.READY
+async def test_a_healthy_probe_is_reachable() -> None:
+    assert await heartbeat.probe_readiness(FakeBackendProbe()) == heartbeat.REACHABLE
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(errors.AuthenticationError("token refused"), id="auth"),
+        pytest.param(errors.PermissionDeniedError("no role"), id="permission"),
+        pytest.param(errors.BackendUnavailableError("hung"), id="unavailable"),
+        pytest.param(errors.TransientError("503"), id="5xx"),
+        pytest.param(errors.ThrottledError("429", retry_after_seconds=5), id="throttled"),
+        pytest.param(None, id="healthy"),
+    ],
+)
+def test_the_node_is_ready_whatever_the_backend_does(error: errors.AcinodeError | None) -> None:
+    verdict = heartbeat.REACHABLE if error is None else heartbeat.readiness_from_error(error)
+    assert heartbeat.node_readiness(verdict) == heartbeat.READY
+
+
+def test_only_a_configuration_that_cannot_work_makes_the_node_not_ready() -> None:
+    verdict = heartbeat.readiness_from_error(errors.ConfigurationError("Azure settings unusable: no Secret"))
+    assert heartbeat.node_readiness(verdict) == node_mapping.Readiness(
+        False, "InvalidConfiguration", "Azure settings unusable: no Secret"
+    )
 
 
 async def test_a_failing_probe_is_not_ready() -> None:
