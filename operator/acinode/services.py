@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from acinode import settings, types
 from acinode.aci import ratelimit
@@ -13,6 +12,7 @@ from acinode.kube import client
 from acinode.mapping import node as node_mapping
 from acinode.node import keeper
 from acinode.pods import protocols, reconciler
+from acinode.runtime import virtualnode as runtime
 
 V = TypeVar("V")
 
@@ -37,16 +37,14 @@ class Services:
     identity: node_mapping.NodeIdentity
     operator_namespace: str
     cluster_id: types.ClusterId
-    keepers: dict[str, keeper.NodeKeeper] = dataclasses.field(default_factory=dict)
-    """The running keeper of each VirtualNode, by VirtualNode name."""
+    runtimes: dict[str, runtime.VirtualNodeRuntime] = dataclasses.field(default_factory=dict)
+    """The running runtime of each VirtualNode, by VirtualNode name."""
     reconcilers: Registry[reconciler.NodePodReconciler] = dataclasses.field(default_factory=Registry)
-    """The running pod reconciler of each VirtualNode, by VirtualNode name."""
-    pod_observer: protocols.PodObserver | None = None
-    """Told how long reconciles and syncs take (the metrics), passed to every pod controller when it is built."""
+    """The pod controllers serving pods now, by VirtualNode name (the kubelet API and the metrics read them)."""
     limiters: ratelimit.SubscriptionLimiters | None = None
     """One ARM rate budget per subscription, shared by the clients of every VirtualNode in it."""
-    restarts: dict[str, asyncio.Event] = dataclasses.field(default_factory=dict)
-    """Set to make a VirtualNode's daemon rebuild its backend (its Azure settings changed)."""
+    pod_observer: protocols.PodObserver | None = None
+    """Told how long reconciles and syncs take (the metrics), passed to every pod controller when it is built."""
 
     def __post_init__(self) -> None:
         if self.limiters is None:
@@ -55,3 +53,28 @@ class Services:
     def limiter_for(self, subscription_id: str) -> ratelimit.ArmRateLimiter:
         assert self.limiters is not None
         return self.limiters.limiter_for(subscription_id)
+
+    @property
+    def keepers(self) -> dict[str, keeper.NodeKeeper]:
+        """The keeper of each running VirtualNode (heartbeat ages for the metrics)."""
+        return {name: node.keeper for name, node in self.runtimes.items()}
+
+    def runtime_deps(self) -> runtime.RuntimeDeps:
+        def serving(name: str, controller: Any) -> None:
+            self.reconcilers[name] = controller
+
+        def stopped(name: str, controller: Any) -> None:
+            if self.reconcilers.get(name) is controller:
+                del self.reconcilers[name]
+
+        return runtime.RuntimeDeps(
+            kube=self.kube,
+            settings=self.settings,
+            identity=self.identity,
+            operator_namespace=self.operator_namespace,
+            cluster_id=self.cluster_id,
+            limiter_for=self.limiter_for,
+            pod_observer=self.pod_observer,
+            on_serving=serving,
+            on_stopped=stopped,
+        )

@@ -163,7 +163,7 @@ def test_spec_edits_reach_the_node_and_the_next_pods_group(
     assert arm.get_group(emulator, rg, before["name"])["id"] == before["id"]
     for pod in ("before", "after", "windows", "rebuilt"):
         core_v1.delete_namespaced_pod(f"{pod}-{suffix}", "default")
-    core_v1.delete_namespaced_secret(f"token-{suffix}", "default")
+    # The token Secret stays: deleting the VirtualNode (the fixture's teardown) needs it to remove the groups.
 
 
 def test_a_secret_created_after_its_virtual_node_makes_it_ready(
@@ -187,13 +187,9 @@ def test_a_secret_created_after_its_virtual_node_makes_it_ready(
             data={"token": base64.b64encode(emulator.token.encode()).decode()},
         ),
     )
-    try:
-        wait_until(
-            lambda: (ready(core_v1, name) or "").startswith("True"), 60, "Ready once the Secret exists"
-        )
-        print(f"Ready {time.monotonic() - created:.1f}s after the Secret was created")
-    finally:
-        core_v1.delete_namespaced_secret(secret, "default")
+    # (The Secret stays: deleting the VirtualNode, in the fixture's teardown, needs it.)
+    wait_until(lambda: (ready(core_v1, name) or "").startswith("True"), 60, "Ready once the Secret exists")
+    print(f"Ready {time.monotonic() - created:.1f}s after the Secret was created")
 
 
 def test_a_gpu_pod_runs_on_a_node_that_offers_a_gpu_sku(

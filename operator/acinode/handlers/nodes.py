@@ -15,6 +15,6 @@ async def managed_node_changed(type: str | None, labels: kopf.Labels, memo: kopf
     if type != "DELETED":
         return
     svc: services.Services = memo.services
-    running = svc.keepers.get(labels[node_mapping.MANAGED_BY_LABEL])
+    running = svc.runtimes.get(labels[node_mapping.MANAGED_BY_LABEL])
     if running is not None:
-        running.poke()
+        running.keeper.poke()

@@ -25,7 +25,7 @@ from acinode.kube import client
 from acinode.mapping import node as node_mapping
 from acinode.mapping import placement, virtualnode
 from acinode.node import backend, keeper, registration
-from acinode.pods import cleanup, reconciler
+from acinode.pods import cleanup, protocols, reconciler
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class RuntimeDeps:
     operator_namespace: str
     cluster_id: types.ClusterId
     limiter_for: Callable[[str], ratelimit.ArmRateLimiter]
-    pod_observer: Any = None
+    pod_observer: protocols.PodObserver | None = None
     """Told how long each reconcile and sync takes (the metrics); None: nobody listens."""
     on_serving: Callable[[str, Any], None] = lambda name, controller: None
     """Called when a node's pods start being served (the kubelet API and metrics find the controller)."""
@@ -121,16 +121,24 @@ class VirtualNodeRuntime:
     async def _open_azure_backend(self, config: virtualnode.VirtualNodeConfig) -> api.AciApi:
         deps = self.deps
         return await backends.open_backend(
-            deps.kube, config, deps.settings, deps.operator_namespace, deps.limiter_for(config.azure.subscription_id)
+            deps.kube,
+            config,
+            deps.settings,
+            deps.operator_namespace,
+            deps.limiter_for(config.azure.subscription_id),
         )
 
-    async def _read_placement_secrets(self, config: virtualnode.VirtualNodeConfig) -> virtualnode.PlacementSecrets:
+    async def _read_placement_secrets(
+        self, config: virtualnode.VirtualNodeConfig
+    ) -> virtualnode.PlacementSecrets:
         deps = self.deps
         return await backends.placement_secrets(deps.kube, config, deps.settings, deps.operator_namespace)
 
     def _make_reconciler(self, aci: api.AciApi, where: placement.GroupPlacement) -> PodController:
         deps = self.deps
-        return reconciler.NodePodReconciler(deps.kube, aci, where, deps.settings.pods, observer=deps.pod_observer)
+        return reconciler.NodePodReconciler(
+            deps.kube, aci, where, deps.settings.pods, observer=deps.pod_observer
+        )
 
     def placement(self) -> placement.GroupPlacement:
         deps = self.deps
@@ -179,7 +187,9 @@ class VirtualNodeRuntime:
                 self.probe.current = None
                 self.keeper.poke()
                 if failures == 1:
-                    logger.warning("Azure settings of %s cannot be used: %s", self.name, err, extra=self._log())
+                    logger.warning(
+                        "Azure settings of %s cannot be used: %s", self.name, err, extra=self._log()
+                    )
                 self._rebuild.clear()
                 with contextlib.suppress(TimeoutError):
                     # Back off (1, 2, 4 … s), but at once when the spec changes.
@@ -189,7 +199,9 @@ class VirtualNodeRuntime:
             if failures:
                 logger.info("Azure settings of %s usable now", self.name, extra=self._log())
             node = self.deps.settings.node
-            self.probe.current = backend.UsageProbe(aci, node.backend_check_ttl_seconds, node.api_timeout_seconds)
+            self.probe.current = backend.UsageProbe(
+                aci, node.backend_check_ttl_seconds, node.api_timeout_seconds
+            )
             self.keeper.poke()
             return aci
 
@@ -220,7 +232,9 @@ class VirtualNodeRuntime:
                 self.deps.on_serving(self.name, controller)
                 try:
                     while True:
-                        woke = await _first_set(self._rebuild, self.keeper.disowned, self._reload_secrets, running)
+                        woke = await _first_set(
+                            self._rebuild, self.keeper.disowned, self._reload_secrets, running
+                        )
                         if woke is self._reload_secrets:
                             await self._maybe_reload_secrets(controller)
                             continue
