@@ -52,6 +52,21 @@ def pod_body(node: str, name: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+def edit(custom: client.CustomObjectsApi, name: str, spec: dict[str, Any]) -> float:
+    """Patch the VirtualNode's spec and wait until the operator reports it applied (status.observedGeneration,
+    as Kubernetes controllers do); returns how long that took."""
+    started = time.monotonic()
+    patched = custom.patch_cluster_custom_object(*VIRTUAL_NODES, name, {"spec": spec})
+    generation = patched["metadata"]["generation"]
+
+    def applied() -> bool:
+        status = custom.get_cluster_custom_object(*VIRTUAL_NODES, name).get("status") or {}
+        return int(status.get("observedGeneration", 0)) >= generation
+
+    wait_until(applied, 30, f"generation {generation} of {name} applied")
+    return time.monotonic() - started
+
+
 def running_group(
     core: client.CoreV1Api, emulator: emulated.Emulator, resource_group: str, pod: dict[str, Any]
 ) -> dict[str, Any]:
@@ -80,18 +95,16 @@ def test_spec_edits_reach_the_node_and_the_next_pods_group(
 
     started = time.monotonic()
     azure = {**vn["spec"]["azure"], "tags": {"team": "blue"}, "allowedIdentities": [{"resourceId": IDENTITY}]}
-    custom_objects.patch_cluster_custom_object(
-        *VIRTUAL_NODES,
+    edit(
+        custom_objects,
         name,
         {
-            "spec": {
-                "labels": {"tier": "two"},
-                "taints": [{"key": "dedicated", "value": "batch", "effect": "NoSchedule"}],
-                "capacity": {"pods": 7},
-                "dns": {"clusterDNS": ["10.0.0.99"], "clusterDomain": "corp.local"},
-                "containerGroups": {"tagLabels": ["app"], "defaultCPU": "500m", "defaultMemory": "1Gi"},
-                "azure": azure,
-            }
+            "labels": {"tier": "two"},
+            "taints": [{"key": "dedicated", "value": "batch", "effect": "NoSchedule"}],
+            "capacity": {"pods": 7},
+            "dns": {"clusterDNS": ["10.0.0.99"], "clusterDomain": "corp.local"},
+            "containerGroups": {"tagLabels": ["app"], "defaultCPU": "500m", "defaultMemory": "1Gi"},
+            "azure": azure,
         },
     )
 
@@ -132,7 +145,7 @@ def test_spec_edits_reach_the_node_and_the_next_pods_group(
     print(f"node updated {node_seconds:.1f}s after the edit")
 
     # The operating system: the Node's label in place, the next group's osType.
-    custom_objects.patch_cluster_custom_object(*VIRTUAL_NODES, name, {"spec": {"operatingSystem": "windows"}})
+    edit(custom_objects, name, {"operatingSystem": "windows"})
     wait_until(
         lambda: core_v1.read_node(name).metadata.labels.get("kubernetes.io/os") == "windows", 30, "os label"
     )
@@ -150,18 +163,61 @@ def test_spec_edits_reach_the_node_and_the_next_pods_group(
         ),
     )
     credentials = {"type": "StaticToken", "secretRef": {"name": f"token-{suffix}"}}
-    custom_objects.patch_cluster_custom_object(
-        *VIRTUAL_NODES,
-        name,
-        {"spec": {"operatingSystem": "linux", "azure": {**azure, "credentials": credentials}}},
-    )
+    edit(custom_objects, name, {"operatingSystem": "linux", "azure": {**azure, "credentials": credentials}})
     rebuilt = running_group(
         core_v1, emulator, rg, pod_body(name, f"rebuilt-{suffix}", tolerations=[{"operator": "Exists"}])
     )
     assert rebuilt["properties"]["osType"] == "Linux"
     assert core_v1.read_namespaced_pod(f"before-{suffix}", "default").status.phase == "Running"
     assert arm.get_group(emulator, rg, before["name"])["id"] == before["id"]
-    for pod in ("before", "after", "windows", "rebuilt"):
+    # VNet, kube-proxy and Log Analytics (their Secrets are read on the edit), and the group maxima.
+    subnet = (
+        f"/subscriptions/{azure['subscriptionId']}/resourceGroups/{rg}/providers/Microsoft.Network/"
+        "virtualNetworks/vnet/subnets/aci"
+    )
+    for secret, key in ((f"kubeconfig-{suffix}", "kubeconfig"), (f"workspace-{suffix}", "workspaceKey")):
+        core_v1.create_namespaced_secret(
+            "default",
+            client.V1Secret(metadata=client.V1ObjectMeta(name=secret), string_data={key: f"value-of-{key}"}),
+        )
+    log_analytics = {"workspaceId": f"ws-{suffix}", "workspaceKeySecretRef": {"name": f"workspace-{suffix}"}}
+    edit(
+        custom_objects,
+        name,
+        {
+            "kubeProxy": {
+                "enabled": True,
+                "clusterCIDR": "10.240.0.0/16",
+                "kubeconfigSecretRef": {"name": f"kubeconfig-{suffix}"},
+            },
+            "containerGroups": {"maxCPU": 2},
+            "azure": {
+                **azure,
+                "credentials": credentials,
+                "subnetId": subnet,
+                "logAnalytics": log_analytics,
+            },
+        },
+    )
+    vnet = running_group(
+        core_v1, emulator, rg, pod_body(name, f"vnet-{suffix}", tolerations=[{"operator": "Exists"}])
+    )
+    assert [s["id"] for s in vnet["properties"]["subnetIds"]] == [subnet]
+    assert [e["name"] for e in vnet["properties"].get("extensions", [])] == ["kube-proxy"]
+    assert vnet["properties"]["diagnostics"]["logAnalytics"]["workspaceId"] == f"ws-{suffix}"
+    too_big = pod_body(
+        name,
+        f"too-big-{suffix}",
+        tolerations=[{"operator": "Exists"}],
+        container={"resources": {"requests": {"cpu": "3"}}},
+    )
+    core_v1.create_namespaced_pod("default", too_big)
+    wait_until(
+        lambda: core_v1.read_namespaced_pod(f"too-big-{suffix}", "default").status.reason == "ProviderFailed",
+        60,
+        "a pod above the new maxCPU refused",
+    )
+    for pod in ("before", "after", "windows", "rebuilt", "vnet", "too-big"):
         core_v1.delete_namespaced_pod(f"{pod}-{suffix}", "default")
     # The token Secret stays: deleting the VirtualNode (the fixture's teardown) needs it to remove the groups.
 

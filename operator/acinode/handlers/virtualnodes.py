@@ -32,7 +32,7 @@ async def apply_virtual_node(body: kopf.Body, memo: kopf.Memo, logger: Any, **_:
     """Hand the spec to the node's runtime (the daemon starts one with the latest spec if none runs yet)."""
     running = _services(memo).runtimes.get(body.metadata.name)
     if running is not None:
-        effects = running.apply(virtualnode.virtual_node_config_from_resource(body))
+        effects = await running.apply(virtualnode.virtual_node_config_from_resource(body))
         if effects != virtualnode.Effect.NONE:
             logger.info(f"spec applied: {effects}")
 

@@ -105,7 +105,6 @@ class VirtualNodeRuntime:
         )
         self._secrets = virtualnode.PlacementSecrets()
         self._rebuild = asyncio.Event()
-        self._reload_secrets = asyncio.Event()
         self.connected = asyncio.Event()
         """Set while the backend is open (tests and the keeper's readiness wait on it)."""
 
@@ -148,21 +147,33 @@ class VirtualNodeRuntime:
 
     # --- spec edits -------------------------------------------------------------------------------------------
 
-    def apply(self, config: virtualnode.VirtualNodeConfig) -> virtualnode.Effect:
-        """Make a running node follow an edited spec; returns what had to happen (docs/architecture.md)."""
+    async def apply(self, config: virtualnode.VirtualNodeConfig) -> virtualnode.Effect:
+        """Make a running node follow an edited spec; returns what had to happen (docs/architecture.md).
+
+        Placement changes are in force when this returns; only then does the keeper report the new generation as
+        ``status.observedGeneration``, so a client that waits for it knows the next pod follows the new spec."""
         effects = virtualnode.change_effects(self.config, config)
         self.config = config
         if effects == virtualnode.Effect.NONE:
             return effects
         logger.info("spec changed: %s", effects, extra=self._log())
-        self.keeper.update_config(config)  # also re-checks the spec's labels and the Node's ownership
         if effects & virtualnode.Effect.BACKEND:
             self._rebuild.set()
-        elif effects & virtualnode.Effect.PLACEMENT_SECRETS:
-            self._reload_secrets.set()
-        elif effects & virtualnode.Effect.PLACEMENT and self.controller is not None:
-            self.controller.update_placement(self.placement())
+        elif self.controller is not None and effects & virtualnode.Effect.PLACEMENT:
+            if effects & virtualnode.Effect.PLACEMENT_SECRETS:
+                await self._reload_placement_secrets()
+            if not self._rebuild.is_set():
+                self.controller.update_placement(self.placement())
+        self.keeper.update_config(config)  # also re-checks the spec's labels and the Node's ownership
         return effects
+
+    async def _reload_placement_secrets(self) -> None:
+        try:
+            self._secrets = await self._read_secrets(self.config)
+        except errors.AcinodeError as err:
+            # A Secret the new spec names is not there (yet): rebuild, which retries until it is.
+            logger.warning("placement secrets of %s unusable: %s", self.name, err, extra=self._log())
+            self._rebuild.set()
 
     # --- running ----------------------------------------------------------------------------------------------
 
@@ -225,20 +236,12 @@ class VirtualNodeRuntime:
         try:
             while not self._rebuild.is_set():
                 if not self.keeper.owned.is_set():
-                    await _first_set(self._rebuild, self.keeper.owned, self._reload_secrets)
-                    await self._maybe_reload_secrets(controller)
+                    await _first_set(self._rebuild, self.keeper.owned)
                     continue
                 running = asyncio.create_task(controller.run(), name=f"pods:{self.name}")
                 self.deps.on_serving(self.name, controller)
                 try:
-                    while True:
-                        woke = await _first_set(
-                            self._rebuild, self.keeper.disowned, self._reload_secrets, running
-                        )
-                        if woke is self._reload_secrets:
-                            await self._maybe_reload_secrets(controller)
-                            continue
-                        break
+                    await _first_set(self._rebuild, self.keeper.disowned, running)
                     if running.done():
                         running.result()  # a crashed controller crashes the runtime (the daemon restarts it)
                     if self.keeper.disowned.is_set():
@@ -255,19 +258,6 @@ class VirtualNodeRuntime:
                     self.deps.on_stopped(self.name, controller)
         finally:
             self.controller = None
-
-    async def _maybe_reload_secrets(self, controller: PodController) -> None:
-        if not self._reload_secrets.is_set():
-            return
-        self._reload_secrets.clear()
-        try:
-            self._secrets = await self._read_secrets(self.config)
-        except errors.AcinodeError as err:
-            # The new Secret is not there (yet): keep serving with the old values, try again at once via rebuild.
-            logger.warning("placement secrets of %s unusable: %s", self.name, err, extra=self._log())
-            self._rebuild.set()
-            return
-        controller.update_placement(self.placement())
 
 
 async def _first_set(*waitables: asyncio.Event | asyncio.Task[Any]) -> asyncio.Event | asyncio.Task[Any]:

@@ -174,7 +174,7 @@ async def test_placement_edits_reach_the_running_controller_in_place() -> None:
         changed = virtualnode.virtual_node_config_from_resource(
             virtual_node(dns={"clusterDNS": ["10.0.0.99"]})
         )
-        assert h.runtime.apply(changed) == virtualnode.Effect.PLACEMENT
+        assert await h.runtime.apply(changed) == virtualnode.Effect.PLACEMENT
         [controller] = h.controllers
         assert controller.placements[-1].cluster_dns == placement.ClusterDnsSettings(nameserver="10.0.0.99")
         assert len(h.opened) == 1 and not h.opened[0].closed  # no rebuild
@@ -183,7 +183,9 @@ async def test_placement_edits_reach_the_running_controller_in_place() -> None:
 async def test_label_edits_reach_the_node() -> None:
     async with harness() as h:
         await h.until(lambda: h.kube.stored(node_path()) is not None, "registered")
-        h.runtime.apply(virtualnode.virtual_node_config_from_resource(virtual_node(labels={"team": "burst"})))
+        await h.runtime.apply(
+            virtualnode.virtual_node_config_from_resource(virtual_node(labels={"team": "burst"}))
+        )
         await h.until(
             lambda: (
                 (h.kube.stored(node_path()) or {}).get("metadata", {}).get("labels", {}).get("team")
@@ -201,7 +203,7 @@ async def test_credential_edits_rebuild_backend_and_controller() -> None:
                 azure={**virtual_node()["spec"]["azure"], "credentials": {"type": "WorkloadIdentity"}}
             )
         )
-        assert h.runtime.apply(changed) == virtualnode.Effect.BACKEND
+        assert await h.runtime.apply(changed) == virtualnode.Effect.BACKEND
         await h.until(lambda: len(h.controllers) == 2 and h.controllers[1].running.is_set(), "rebuilt")
         assert h.opened[0].closed and h.controllers[0].stopped
         assert not h.opened[1].closed
