@@ -116,6 +116,18 @@ class PodSettings:
     backoff_base_seconds: float = 10.0
     """First retry delay after an image or quota failure; doubles up to ``backoff_max_seconds``."""
     backoff_max_seconds: float = 300.0
+    reference_retry_base_seconds: float = 1.0
+    """First wait for a missing Secret, ConfigMap or service account (doubling, as a kubelet waits)."""
+    reference_retry_max_seconds: float = 60.0
+    """Longest wait for a missing reference."""
+    transient_retry_seconds: float = 2.0
+    """Wait after an ARM or Kubernetes API error the clients did not absorb (they retry 5xx themselves)."""
+    unexpected_retry_seconds: float = 5.0
+    """Wait after an error outside acinode's taxonomy (a bug), so a failing key does not spin."""
+    watch_retry_base_seconds: float = 0.5
+    """First wait before the pod view lists and watches again after an API error (doubling)."""
+    watch_retry_max_seconds: float = 10.0
+    """Longest such wait."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,6 +293,10 @@ def validation_problems(operator_settings: Settings) -> list[str]:
         problems.append("pods: fast_sync_seconds <= steady_sync_seconds <= idle_sync_seconds must hold")
     if pods.backoff_base_seconds > pods.backoff_max_seconds:
         problems.append("pods.backoff_base_seconds must not exceed pods.backoff_max_seconds")
+    if pods.reference_retry_base_seconds > pods.reference_retry_max_seconds:
+        problems.append("pods.reference_retry_base_seconds must not exceed pods.reference_retry_max_seconds")
+    if pods.watch_retry_base_seconds > pods.watch_retry_max_seconds:
+        problems.append("pods.watch_retry_base_seconds must not exceed pods.watch_retry_max_seconds")
     for port_key in ("kubelet.port", "metrics.port", "node.kubelet_port"):
         section_name, field_name = port_key.split(".")
         port = getattr(getattr(operator_settings, section_name), field_name)

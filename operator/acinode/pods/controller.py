@@ -67,7 +67,9 @@ class PodController:
         self.settings = pod_settings
         self.clock = clock
         self.observer = observer
-        self.view = view.PodView(kube, where.node_name, self._on_pod_change)
+        self.view = view.PodView(
+            kube, where.node_name, self._on_pod_change, retry_after_error=retry.pod_watch(pod_settings)
+        )
         self.queue: workqueue.RateLimitedQueue[keys.WorkKey] = workqueue.RateLimitedQueue(
             retry.RetryPolicies.from_settings(pod_settings), clock
         )

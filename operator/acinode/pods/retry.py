@@ -46,15 +46,13 @@ class Backoff:
         return float(min(self.cap_seconds, self.base_seconds * 2 ** min(failures - 1, 64)))
 
 
-REFERENCES = Backoff(1.0, 60.0)
-"""A kubelet's wait for a missing Secret or ConfigMap (a new namespace's ``kube-root-ca.crt`` appears a moment
-after the namespace)."""
-TRANSIENT = Backoff(2.0, 2.0)
-"""An ARM or API error the client did not absorb (it retries 5xx itself): try again soon, at a fixed pace."""
 THROTTLED = Backoff(0.0, 0.0)
 """Throttling: exactly the wait ARM or the client's budget asked for (given with the retry, as ``at_least``)."""
-POD_WATCH = Backoff(0.5, 10.0)
-"""The pod view's list + watch after an API error."""
+
+
+def pod_watch(pod_settings: settings.PodSettings) -> Backoff:
+    """The pod view's list + watch after an API error."""
+    return Backoff(pod_settings.watch_retry_base_seconds, pod_settings.watch_retry_max_seconds)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,13 +68,19 @@ class RetryPolicies:
         image = Backoff(pod_settings.backoff_base_seconds, pod_settings.backoff_max_seconds)
         return cls(
             {
-                FailureKind.MISSING_REFERENCES: REFERENCES,
+                # A kubelet's wait for a missing Secret or ConfigMap (a new namespace's kube-root-ca.crt appears
+                # a moment after the namespace).
+                FailureKind.MISSING_REFERENCES: Backoff(
+                    pod_settings.reference_retry_base_seconds, pod_settings.reference_retry_max_seconds
+                ),
                 FailureKind.IMAGE_PULL: image,
                 FailureKind.QUOTA: image,
-                FailureKind.TRANSIENT: TRANSIENT,
+                FailureKind.TRANSIENT: Backoff(
+                    pod_settings.transient_retry_seconds, pod_settings.transient_retry_seconds
+                ),
                 FailureKind.THROTTLED: THROTTLED,
                 FailureKind.UNEXPECTED: Backoff(
-                    pod_settings.fast_sync_seconds * 5, pod_settings.fast_sync_seconds * 5
+                    pod_settings.unexpected_retry_seconds, pod_settings.unexpected_retry_seconds
                 ),
             }
         )

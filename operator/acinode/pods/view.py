@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import cast
 
-from acinode import errors
+from acinode import errors, settings
 from acinode.kube import client
 from acinode.kube import pods as kube_pods
 from acinode.mapping import objects
@@ -36,9 +36,11 @@ class PodView:
         node_name: str,
         on_change: Callable[[objects.Pod | None], None],
         watch_timeout_seconds: int = 300,
+        retry_after_error: retry.Backoff | None = None,
     ) -> None:
         self.kube = kube
         self.node_name = node_name
+        self._retry = retry_after_error or retry.pod_watch(settings.PodSettings())
         self.pods: dict[str, objects.Pod] = {}
         """Bound pods by uid."""
         self.synced = False
@@ -106,8 +108,8 @@ class PodView:
             except errors.AcinodeError as err:
                 logger.warning("pod watch failed: %s", err, extra={"node": self.node_name})
                 failures += 1
-                await asyncio.sleep(retry.POD_WATCH.delay(failures))
+                await asyncio.sleep(self._retry.delay(failures))
             except (ValueError, KeyError):
                 logger.exception("malformed watch event; relisting", extra={"node": self.node_name})
                 self._resource_version = ""
-                await asyncio.sleep(retry.POD_WATCH.delay(max(failures, 1)))
+                await asyncio.sleep(self._retry.delay(max(failures, 1)))
