@@ -80,6 +80,10 @@ class AciSettings:
     ThrottledError surfaces."""
     throttle_default_pause_seconds: float = 5.0
     """Pause after a 429 that carries no Retry-After; doubles on each further 429 of the same call."""
+    max_retry_after_seconds: float = 300.0
+    """Longest pause one 429 can impose, whatever its Retry-After says: ARM's throttling windows refill within
+    seconds to minutes, and a hostile or buggy Retry-After (a proxy's, a day-long date) must not stop writes for
+    hours. Longer throttling shows as repeated 429s, each paused at most this long."""
     transient_retries: int = 3
     """Re-sends of one request after a 5xx, timeout or dropped connection (the SDK's retry policy)."""
     transient_backoff_seconds: float = 0.8

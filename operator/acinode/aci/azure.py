@@ -218,6 +218,7 @@ def _client_options(
                 counter,
                 throttle_retries=aci.throttle_retries,
                 default_pause_seconds=aci.throttle_default_pause_seconds,
+                max_retry_after_seconds=aci.max_retry_after_seconds,
             )
         ],
         "connection_timeout": aci.request_timeout_seconds,

@@ -35,8 +35,10 @@ class ThrottlingPolicy(AsyncHTTPPolicy[HttpRequest, AsyncHttpResponse]):
         *,
         throttle_retries: int,
         default_pause_seconds: float,
+        max_retry_after_seconds: float = ratelimit.MAX_RETRY_AFTER_SECONDS,
     ) -> None:
         super().__init__()
+        self._max_retry_after = max_retry_after_seconds
         self._limiter = limiter
         self._counter = counter
         self._throttle_retries = throttle_retries
@@ -61,8 +63,8 @@ class ThrottlingPolicy(AsyncHTTPPolicy[HttpRequest, AsyncHttpResponse]):
             self._counter.record(operation, str(status))
             if status != THROTTLED:
                 return response
-            asked = ratelimit.retry_after_seconds(response.http_response.headers)
-            pause = asked if asked else self._default_pause_seconds * 2**throttled
+            asked = ratelimit.retry_after_seconds(response.http_response.headers, cap=self._max_retry_after)
+            pause = asked if asked else min(self._default_pause_seconds * 2**throttled, self._max_retry_after)
             limiter.pause(pause, budgets)
             throttled += 1
             logger.warning(

@@ -291,9 +291,21 @@ def route(limiter: ArmRateLimiter, budgets: tuple[Budget, ...]) -> tuple[ArmRate
     return lanes.lane_for(limiter), (Budget.INTERACTIVE,)
 
 
-def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """The wait a response asks for: ``Retry-After`` (seconds or an HTTP date), else ``retry-after-ms`` or
-    ``x-ms-retry-after-ms``; None when absent or unreadable. ``now`` is wall-clock time, for the date form."""
+MAX_RETRY_AFTER_SECONDS = 300.0
+"""``AciSettings.max_retry_after_seconds``' default: the cap where no settings are at hand (error translation)."""
+
+
+def retry_after_seconds(
+    headers: Mapping[str, str], *, now: float | None = None, cap: float = MAX_RETRY_AFTER_SECONDS
+) -> float | None:
+    """The wait a response asks for, at most ``cap``: ``Retry-After`` (seconds or an HTTP date), else
+    ``retry-after-ms`` or ``x-ms-retry-after-ms``; None when absent or unreadable. ``now`` is wall-clock time,
+    for the date form."""
+    asked = _retry_after_seconds(headers, now)
+    return None if asked is None else min(asked, cap)
+
+
+def _retry_after_seconds(headers: Mapping[str, str], now: float | None) -> float | None:
     lowered = {key.lower(): value for key, value in headers.items()}
     value = lowered.get("retry-after")
     if value:

@@ -93,6 +93,25 @@ async def test_endless_429s_surface_as_throttled_after_the_budget(clock, limiter
     assert counter.count("get", "429") == 4
 
 
+@pytest.mark.parametrize(
+    "retry_after", ["86400", "Thu, 01 Jan 2099 00:00:00 GMT", "3600000000"], ids=["a-day", "a-date", "huge"]
+)
+async def test_a_hostile_retry_after_pauses_at_most_the_cap(
+    clock, limiter, counter, retry_after: str
+) -> None:
+    arm = ScriptedArm(clock, then((429, {"Retry-After": retry_after})))
+    policy = pipeline.ThrottlingPolicy(
+        limiter, counter, throttle_retries=3, default_pause_seconds=5.0, max_retry_after_seconds=300.0
+    )
+    policy.next = arm  # type: ignore[assignment]
+    [result] = await clock.run(policy.send(request()))
+    # Longer than the client queues a call (max_queue_seconds): the call fails at once, saying when to come back,
+    # and reads are paused for the cap, not for a day.
+    assert isinstance(result, errors.ThrottledError)
+    assert result.retry_after_seconds == pytest.approx(300.0, abs=1.0)
+    assert limiter.paused_for((ratelimit.Budget.READ,)) <= 300.0
+
+
 async def test_without_retry_after_the_pause_doubles(clock, limiter, counter) -> None:
     arm = ScriptedArm(clock, then((429, {}), (429, {}), (429, {})))
     policy = policy_over(arm, limiter, counter)
