@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from acinode import errors
+from acinode import clock, errors
 from acinode.kube import connection
 
 logger = logging.getLogger(__name__)
@@ -32,8 +32,7 @@ TOKEN_FILE_REREAD_SECONDS = 60.0
 """How long a token read from a file is used before the file is read again (client-go: one minute)."""
 
 
-def utc_now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+utc_now = clock.utc_now
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,12 +8,12 @@ body names a ``resourceVersion`` is refused (409) when the object changed since 
 
 from __future__ import annotations
 
-import datetime
 import uuid
 from typing import Any
 
-from acinode import errors
+from acinode import clock, errors
 from acinode.kube import client, names
+from acinode.mapping import timestamps
 
 JsonObject = client.JsonObject
 NODES = names.core_path("nodes")
@@ -144,7 +144,7 @@ async def post_event(
     host: str | None = None,
 ) -> None:
     """Post a core/v1 Event about ``involved`` (a minimal object reference)."""
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = timestamps.rfc3339(clock.utc_now())
     name = f"{involved.get('name', 'object')}.{uuid.uuid4().hex[:12]}"
     body: dict[str, Any] = {
         "apiVersion": "v1",

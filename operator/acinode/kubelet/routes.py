@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from acinode import errors, settings
+from acinode import clock, errors, settings
 from acinode.kubelet import channels, execbridge, logs, spdysession, stats, targets, websocket
 from acinode.mapping import objects
 from acinode.mapping import status as status_mapping
@@ -26,8 +26,7 @@ SPDY_STREAM_TIMEOUT_SECONDS = 30.0
 """How long the client has to create its SPDY streams (a kubelet's stream creation timeout)."""
 
 
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+utc_now = clock.utc_now
 
 
 class KubeletRoutes:
