@@ -39,16 +39,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--log-format", choices=("plain", "json"), default="plain")
     run.add_argument("--verbose", action="store_true")
-    peering = run.add_mutually_exclusive_group()
-    peering.add_argument(
-        "--standalone", action="store_true", default=True, help="no peering: the only replica (default)"
+    run.add_argument(
+        "--replica-id",
+        default=os.environ.get("ACINODE_REPLICA_ID", ""),
+        metavar="ID",
+        help="this replica's identity in the VirtualNode ownership Leases, unique among the replicas (the pod "
+        "name in a cluster; env ACINODE_REPLICA_ID; default: hostname-pid). Every replica works: each "
+        "VirtualNode is served by the one holding its Lease",
     )
-    peering.add_argument(
-        "--peering",
-        metavar="NAME",
-        help="run as one of several replicas: the one with the highest --priority acts, the others stand by",
-    )
-    run.add_argument("--priority", type=int, default=0, help="peering priority of this replica")
+    # Accepted and ignored: manifests of earlier releases (Kopf peering, active/standby) still pass them.
+    run.add_argument("--peering", help=argparse.SUPPRESS)
+    run.add_argument("--priority", help=argparse.SUPPRESS)
+    run.add_argument("--standalone", action="store_true", help=argparse.SUPPRESS)
     run.add_argument(
         "--kubelet-port",
         type=int,
@@ -89,9 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 liveness_endpoint=args.liveness,
                 log_format=args.log_format,
                 verbose=args.verbose,
-                standalone=args.peering is None,
-                peering_name=args.peering or "acinode",
-                priority=args.priority,
+                replica_id=args.replica_id,
                 kubelet_port=args.kubelet_port,
                 metrics_port=args.metrics_port,
             )

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import logging
+import os
+import socket
 from typing import Any
 
 import kopf
@@ -20,6 +23,7 @@ from acinode.kubelet import server as kubelet_server
 from acinode.mapping import node as node_mapping
 from acinode.metrics import collector
 from acinode.metrics import server as metrics_server
+from acinode.runtime import ownership
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +40,8 @@ class RunOptions:
     liveness_endpoint: str | None = None
     log_format: str = "plain"
     verbose: bool = False
-    standalone: bool = True
-    peering_name: str = "acinode"
-    priority: int = 0
+    replica_id: str = ""
+    """This replica's identity in the ownership Leases (the pod name in a cluster); empty: hostname and pid."""
     kubelet_port: int | None = None
     """Overrides ``NodeSettings.kubelet_port``: the kubelet API port, served and advertised to the API server."""
     metrics_port: int | None = None
@@ -132,9 +135,14 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, options: RunOptions) ->
     # Only the Nodes acinode manages are watched (server-side selector).
     kopf_settings.watching.label_selectors["v1", "nodes"] = node_mapping.MANAGED_BY_LABEL
     kopf_settings.watching.server_timeout = 300
-    # With several replicas, a SIGKILLed active one must be replaced before the node lifecycle controller's
-    # grace period ends: peers that stop renewing are considered gone after 20 s (Kopf's default is 60 s).
-    kopf_settings.peering.lifetime = 20
+    # Every replica runs standalone: which one serves a VirtualNode is decided by its Lease (runtime/ownership.py),
+    # not by Kopf's whole-operator peering.
+    kopf_settings.peering.standalone = True
+
+
+def replica_identity(options: RunOptions) -> str:
+    """The replica's name in the ownership Leases: ``--replica-id`` (the pod name), else hostname-pid."""
+    return options.replica_id or f"{socket.gethostname()}-{os.getpid()}"
 
 
 async def cluster_id(kube: client.KubeClient) -> types.ClusterId:
@@ -182,9 +190,7 @@ async def run_kopf(svc: services.Services, source: credentials.CredentialSource,
     await kopf.operator(
         registry=registry,
         clusterwide=True,
-        standalone=options.standalone,
-        peering_name=None if options.standalone else options.peering_name,
-        priority=options.priority,
+        standalone=True,
         liveness_endpoint=options.liveness_endpoint,
         memo=kopf.Memo(services=svc),
     )
@@ -220,10 +226,21 @@ async def serve(options: RunOptions, operator_settings: settings.Settings) -> in
             nodes=lambda: list(svc.reconcilers.values()), keepers=lambda: list(svc.keepers.values())
         )
         svc.pod_observer = metrics  # every pod controller is built with it: reconcile and sync durations
+        owning = ownership.Ownership(
+            kube, options.namespace, replica_identity(options), operator_settings.ownership
+        )
+        svc.ownership = owning
+        with contextlib.suppress(errors.AcinodeError):
+            await owning.announce_once()  # the other replicas are known before the first VirtualNode is
+        announcing = asyncio.create_task(owning.run(), name="ownership")
+        logger.info("replica %s (ownership Leases in namespace %s)", owning.replica_id, options.namespace)
         side_servers = await start_side_servers(svc, metrics)
         try:
             await run_kopf(svc, source, options)
         finally:
+            announcing.cancel()  # withdraws this replica's presence Lease
+            with contextlib.suppress(asyncio.CancelledError):
+                await announcing
             for side_server in side_servers:
                 await side_server.stop()
     finally:

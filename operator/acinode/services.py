@@ -12,6 +12,7 @@ from acinode.kube import client
 from acinode.mapping import node as node_mapping
 from acinode.node import keeper
 from acinode.pods import protocols, reconciler
+from acinode.runtime import ownership as ownership_
 from acinode.runtime import virtualnode as runtime
 
 V = TypeVar("V")
@@ -45,6 +46,9 @@ class Services:
     """One ARM rate budget per subscription, shared by the clients of every VirtualNode in it."""
     pod_observer: protocols.PodObserver | None = None
     """Told how long reconciles and syncs take (the metrics), passed to every pod controller when it is built."""
+    ownership: ownership_.Ownership | None = None
+    """This replica's side of the VirtualNode Leases (runtime/ownership.py); None: every VirtualNode is served here
+    without Leases (a test harness that runs one replica)."""
 
     def __post_init__(self) -> None:
         if self.limiters is None:

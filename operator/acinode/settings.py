@@ -21,6 +21,36 @@ class LeaseSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class OwnershipSettings:
+    """Which replica serves which VirtualNode: one Lease per VirtualNode in the operator's namespace
+    (``acinode-vn-<name>``), one presence Lease per replica (``acinode-replica-<id>``). docs/architecture.md,
+    "Ownership across replicas", has the arithmetic.
+
+    Fencing: a holder whose renewals fail stops the node's runtime (no more ARM or pod writes) at
+    ``last successful renewal sent + lease_duration_seconds - fence_margin_seconds`` on its own monotonic clock; any
+    other replica takes the Lease over only once it has seen it unchanged for ``lease_duration_seconds`` on *its*
+    monotonic clock. The holder's last successful renewal was written before anyone could observe it, so the taker
+    acts at least ``fence_margin_seconds`` after the holder stopped; no wall clocks are compared."""
+
+    lease_duration_seconds: int = 15
+    """How long a VirtualNode's (or a replica's presence) Lease stays held without renewal, as seen by others."""
+    renew_interval_seconds: float = 4.0
+    """How often a holder renews each Lease it holds (and its presence Lease)."""
+    observe_interval_seconds: float = 2.0
+    """How often each replica lists the ownership Leases (one LIST for all) to notice free and expired ones."""
+    fence_margin_seconds: float = 4.0
+    """How long before another replica may take over a holder stops on its own: covers the runtime's cancellation,
+    the ARM or API requests in flight when it is cancelled, and the drift between two monotonic clocks. Must be
+    shorter than ``lease_duration_seconds - renew_interval_seconds``, or a holder fences between two renewals."""
+    free_grace_seconds: float = 4.0
+    """A Lease free (released, or expired) for this long is taken by any replica, whatever its share: availability
+    beats balance. Before that, only replicas holding fewer than their fair share (ceil(VirtualNodes/replicas))
+    take it."""
+    rebalance_interval_seconds: float = 10.0
+    """Least time between two releases of an extra VirtualNode by a replica holding more than its share + 1."""
+
+
+@dataclasses.dataclass(frozen=True)
 class NodeSettings:
     status_interval_seconds: float = 60.0
     """Longest time between two Node status patches when nothing changes."""
@@ -230,6 +260,7 @@ class MetricsSettings:
 @dataclasses.dataclass(frozen=True)
 class Settings:
     lease: LeaseSettings = dataclasses.field(default_factory=LeaseSettings)
+    ownership: OwnershipSettings = dataclasses.field(default_factory=OwnershipSettings)
     node: NodeSettings = dataclasses.field(default_factory=NodeSettings)
     aci: AciSettings = dataclasses.field(default_factory=AciSettings)
     pods: PodSettings = dataclasses.field(default_factory=PodSettings)
@@ -291,6 +322,17 @@ def validation_problems(operator_settings: Settings) -> list[str]:
             f"lease.renew_interval_seconds ({lease.renew_interval_seconds}) must be shorter than "
             f"lease.duration_seconds ({lease.duration_seconds}), or the Lease expires between renewals"
         )
+    owning = operator_settings.ownership
+    if owning.renew_interval_seconds + owning.fence_margin_seconds >= owning.lease_duration_seconds:
+        problems.append(
+            f"ownership.renew_interval_seconds ({owning.renew_interval_seconds}) + ownership.fence_margin_seconds "
+            f"({owning.fence_margin_seconds}) must be shorter than ownership.lease_duration_seconds "
+            f"({owning.lease_duration_seconds}), or a holder fences itself between two renewals"
+        )
+    if owning.observe_interval_seconds >= owning.lease_duration_seconds:
+        problems.append(
+            "ownership.observe_interval_seconds must be shorter than ownership.lease_duration_seconds"
+        )
     if node.api_timeout_seconds >= lease.duration_seconds:
         problems.append("node.api_timeout_seconds must be shorter than lease.duration_seconds")
     if not pods.fast_sync_seconds <= pods.steady_sync_seconds <= pods.idle_sync_seconds:
@@ -319,6 +361,7 @@ def settings_from_environment(environ: Mapping[str, str] | None = None) -> Setti
         node = dataclasses.replace(node, internal_ip=env["POD_IP"])
     built = Settings(
         lease=_section_from_environment(defaults.lease, "ACINODE_LEASE_", env),
+        ownership=_section_from_environment(defaults.ownership, "ACINODE_OWNERSHIP_", env),
         node=_section_from_environment(node, "ACINODE_NODE_", env),
         aci=_section_from_environment(defaults.aci, "ACINODE_ACI_", env),
         pods=_section_from_environment(defaults.pods, "ACINODE_PODS_", env),

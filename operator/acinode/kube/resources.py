@@ -90,6 +90,12 @@ async def delete_lease(kube: client.KubeClient, namespace: str, name: str, uid: 
     return await delete_if_present(kube, lease_path(namespace, name), uid_precondition(uid))
 
 
+async def list_leases(kube: client.KubeClient, namespace: str, label_selector: str) -> list[JsonObject]:
+    """The Leases in ``namespace`` carrying ``label_selector`` (e.g. acinode's ownership Leases)."""
+    answer = await kube.get(leases_path(namespace), params={"labelSelector": label_selector})
+    return list(answer.get("items") or [])
+
+
 # --- VirtualNodes -----------------------------------------------------------------------------------------------
 
 
@@ -97,6 +103,11 @@ async def list_virtual_nodes(kube: client.KubeClient) -> list[JsonObject]:
     """Every VirtualNode (cluster-scoped, few: one per virtual node), e.g. to see who claims a nodeName."""
     answer = await kube.get(VIRTUALNODES)
     return list(answer.get("items") or [])
+
+
+async def get_virtual_node(kube: client.KubeClient, name: str) -> JsonObject | None:
+    """The VirtualNode named ``name``, or None if there is none."""
+    return await get_or_none(kube, virtual_node_path(name))
 
 
 async def patch_virtual_node_status(kube: client.KubeClient, name: str, status: JsonObject) -> JsonObject:

@@ -79,6 +79,7 @@ class PodController:
         self.lifecycle = lifecycle.PodLifecycle(
             kube, aci, where, self.groups, self.reporter, self.queue, clock, on_created=self._created
         )
+        self.orphans = lifecycle.OrphanJudge(kube, where.node_name, self.groups)
         self.sync_soon = asyncio.Event()
         self._gets = asyncio.Semaphore(pod_settings.concurrent_actions)
         self._uid_by_group: dict[types.ContainerGroupName, str] = {}
@@ -213,18 +214,25 @@ class PodController:
     async def _reconcile_group(self, key: keys.GroupKey) -> None:
         """Delete the group if no bound pod owns it (only once the pod view is complete)."""
         summary = self.groups.get(key.name)
-        if summary is None or not self.view.synced:
+        if summary is None:
+            self.orphans.cleared(key.name)
+            return
+        if not self.view.synced:
             return  # a relist queues every key again
         identity = tags.pod_identity_from_tags(summary.tags)
         if identity is None:
             return
         uid = self._bound(key.name)
         if uid is not None:
+            self.orphans.cleared(key.name)
             if uid != identity.uid:
                 self.queue.add(PodKey(uid))  # a newer pod of that name replaces the group itself
             return
         try:
+            if not await self.orphans.confirm(key.name) or self._bound(key.name) is not None:
+                return  # a pod has it after all (the view was behind): the next listing queues it again
             await self.lifecycle.delete_orphan(key.name)
+            self.orphans.cleared(key.name)
         except errors.AcinodeError as err:
             decision = policy.decide_action_failure(err)
             assert decision.kind is not None

@@ -33,6 +33,8 @@ class GroupCache:
         """Our PUTs (summary) and DELETEs (None) by completion time (monotonic)."""
         self.listing_began = -float("inf")
         """Monotonic time the last listing call began."""
+        self.serial = 0
+        """How many listings have been believed (the orphan rule compares listings by it)."""
         self.listed_event = asyncio.Event()
         """Set once a first listing has been believed (no pod is judged before ARM's side is known)."""
 
@@ -58,6 +60,7 @@ class GroupCache:
             else:
                 listed.setdefault(name, written)
         self._groups = listed
+        self.serial += 1
         self.listed_event.set()
         return summaries
 

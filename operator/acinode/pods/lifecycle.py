@@ -11,7 +11,8 @@ The contract (as virtual-kubelet's ``PodLifecycleHandler`` states its own):
 - ``delete(pod)`` for a pod with a deletion timestamp: DELETE its group once (not found counts as done; never a
   group of another pod uid), then remove the pod with grace 0 and a uid precondition. May repeat.
 - ``delete_orphan(name)``: DELETE a group whose pod is gone. The caller decides that it is one (``is_orphan``),
-  only once the pod view has completed its first list.
+  only once the pod view has completed its first list, and only when ``OrphanJudge`` confirms it: a fresh,
+  complete pod list and two consecutive group listings agree that no pod has the group.
 - Nothing blocks beyond the ARM and API calls it makes; every write is recorded in the group cache at once.
 
 Trust boundary, in ``_create`` (docs/security.md): only a pod whose ``spec.nodeName`` is this node is acted on;
@@ -21,6 +22,7 @@ any token is minted, so a refused pod never gets one; then mapped again with the
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import logging
@@ -47,6 +49,53 @@ def is_orphan(summary: api.GroupSummary, bound_uid: str | None) -> bool:
     bound pod whose group name this is, if any. A group of an earlier pod that a newer pod of the same name
     replaces is not an orphan: ``ensure`` of that pod replaces it."""
     return bound_uid is None and tags.pod_identity_from_tags(summary.tags) is not None
+
+
+class OrphanJudge:
+    """The orphan rule: a group is deleted as an orphan only when two consecutive listings of the node's groups
+    agree that no bound pod has it, and a fresh, complete pod list (read from the API server after the first of
+    them, not the watch-fed view) has no pod of its name either.
+
+    A group deleted by mistake is a workload lost; a real orphan waits one more list call. The first listing is
+    the one that made the group look orphaned (``judged``); when no later listing exists yet, ``confirm`` makes
+    one round, shared by every group waiting: the pod list, then a group listing (so a pod created meanwhile is
+    seen by one or its group by the other). A replica cut off from the API server cannot complete the pod list,
+    so it never deletes an orphan on a stale view."""
+
+    def __init__(self, kube: client.KubeClient, node_name: str, cache: groupcache.GroupCache) -> None:
+        self.kube = kube
+        self.node_name = node_name
+        self.cache = cache
+        self._first: dict[types.ContainerGroupName, int] = {}
+        """The listing serial at which each group first looked orphaned."""
+        self._round_serial = -1
+        """The listing serial a confirmation round ended with."""
+        self._round_pods: set[types.ContainerGroupName] = set()
+        """Group names of the pods its pod list held."""
+        self._confirming = asyncio.Lock()
+
+    def cleared(self, name: types.ContainerGroupName) -> None:
+        """The group is not (or no longer) an orphan, or it is gone."""
+        self._first.pop(name, None)
+
+    def _agreed(self, name: types.ContainerGroupName, first: int) -> bool:
+        return self._round_serial > first and name in self.cache and name not in self._round_pods
+
+    async def confirm(self, name: types.ContainerGroupName) -> bool:
+        """Whether the group, which looks orphaned in the current view and listing, is one (raises AcinodeError
+        when the pod list or the listing fails: the caller retries)."""
+        first = self._first.setdefault(name, self.cache.serial)
+        if self._round_serial <= first:
+            async with self._confirming:
+                if self._round_serial <= first:
+                    items, _ = await kube_pods.list_pods_on_node(self.kube, self.node_name)
+                    pods = {pod_mapping.container_group_name_from_pod(p) for p in items}  # type: ignore[arg-type]
+                    await self.cache.refresh()
+                    self._round_pods, self._round_serial = pods, self.cache.serial
+        agreed = self._agreed(name, first)
+        if not agreed:
+            self.cleared(name)
+        return agreed
 
 
 @dataclasses.dataclass
