@@ -135,6 +135,8 @@ def test_default_install_renders_the_operator_its_rbac_and_peering_only(
             "ClusterRoleBinding",
             "PodDisruptionBudget",
             "Role",
+            "Role",
+            "RoleBinding",
             "RoleBinding",
             "Service",
             "ServiceAccount",
@@ -166,7 +168,7 @@ def test_every_object_carries_the_standard_labels_and_the_right_namespace(
         assert labels["helm.sh/chart"] == "acinode-0.1.0"
         if obj["kind"] in cluster_scoped:
             assert "namespace" not in obj["metadata"], obj["kind"]
-        elif obj["kind"] in ("Role", "RoleBinding"):
+        elif obj["kind"] in ("Role", "RoleBinding") and not obj["metadata"]["name"].endswith("-ownership"):
             assert obj["metadata"]["namespace"] == "kube-node-lease"
         else:
             assert obj["metadata"]["namespace"] == NAMESPACE, obj["kind"]
@@ -214,13 +216,15 @@ def test_operator_gets_pod_ip_namespace_and_identity_from_the_downward_api(
     env = env_of(container(render("default")))
     assert env["POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
     assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
-    assert env["POD_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
-    assert env["POD_INDEX"] == {"fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}}
+    assert env["ACINODE_REPLICA_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert "POD_INDEX" not in env
     assert env["ACINODE_NODE_KUBELET_PORT"] == "10250"
     assert not any(name.startswith("AZURE_") for name in env)
 
 
-def test_replicas_peer_with_distinct_ordinal_priorities(render: Callable[[str], chart.Rendered]) -> None:
+def test_every_replica_works_under_its_pod_name_without_peering(
+    render: Callable[[str], chart.Rendered],
+) -> None:
     rendered = render("default")
     statefulset = rendered.one("StatefulSet")
     assert statefulset["spec"]["replicas"] == 2
@@ -228,10 +232,9 @@ def test_replicas_peer_with_distinct_ordinal_priorities(render: Callable[[str], 
     assert statefulset["spec"]["serviceName"] == rendered.one("Service")["metadata"]["name"]
     args = container(rendered)["args"]
     assert args[0] == "run"
-    assert "--peering=acinode" in args
-    # The kubelet expands $(POD_INDEX): pod N runs with priority -N, so no two replicas share a priority.
-    assert "--priority=-$(POD_INDEX)" in args
-    assert "--standalone" not in args
+    # No Kopf peering: each VirtualNode is owned through its Lease; the replica id comes from the pod name.
+    assert not any(a.startswith(("--peering", "--priority", "--standalone")) for a in args)
+    # Kept for upgrades only: replicas of an active/standby release still peer through it during a rollout.
     assert rendered.one("ClusterKopfPeering")["metadata"]["name"] == "acinode"
 
 
@@ -294,6 +297,9 @@ EXPECTED_CLUSTER_GRANTS = {
 EXPECTED_LEASE_GRANTS = {
     ("coordination.k8s.io", "leases", v, None) for v in ("get", "create", "patch", "delete")
 }
+EXPECTED_OWNERSHIP_GRANTS = {
+    ("coordination.k8s.io", "leases", v, None) for v in ("get", "list", "create", "patch", "delete")
+}
 
 
 def grants(rules: list[dict[str, Any]]) -> set[tuple[str, str, str, tuple[str, ...] | None]]:
@@ -310,10 +316,12 @@ def grants(rules: list[dict[str, Any]]) -> set[tuple[str, str, str, tuple[str, .
 def test_rbac_grants_exactly_what_the_operator_uses(render: Callable[[str], chart.Rendered]) -> None:
     rendered = render("default")
     assert grants(rendered.one("ClusterRole")["rules"]) == EXPECTED_CLUSTER_GRANTS
-    role = rendered.one("Role")
-    assert role["metadata"]["namespace"] == "kube-node-lease"
-    assert grants(role["rules"]) == EXPECTED_LEASE_GRANTS
-    for binding in (rendered.one("ClusterRoleBinding"), rendered.one("RoleBinding")):
+    roles = {r["metadata"]["namespace"]: r for r in rendered.all("Role")}
+    assert set(roles) == {"kube-node-lease", NAMESPACE}
+    assert grants(roles["kube-node-lease"]["rules"]) == EXPECTED_LEASE_GRANTS
+    # The VirtualNode ownership Leases, in the release namespace only.
+    assert grants(roles[NAMESPACE]["rules"]) == EXPECTED_OWNERSHIP_GRANTS
+    for binding in (rendered.one("ClusterRoleBinding"), *rendered.all("RoleBinding")):
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]
 
 
@@ -335,7 +343,8 @@ def test_every_rbac_rule_is_justified_by_a_comment(render: Callable[[str], chart
     lines = (chart.CHART_DIR / "templates" / "rbac.yaml").read_text().splitlines()
     rule_lines = [i for i, line in enumerate(lines) if line.strip().startswith("- apiGroups:")]
     rendered = render("default")
-    assert len(rule_lines) == len(rendered.one("ClusterRole")["rules"]) + len(rendered.one("Role")["rules"])
+    rules = rendered.one("ClusterRole")["rules"] + [r for role in rendered.all("Role") for r in role["rules"]]
+    assert len(rule_lines) == len(rules)
     for i in rule_lines:
         assert lines[i - 1].strip().startswith("#"), f"rbac.yaml line {i + 1} has no comment above it"
 
@@ -539,7 +548,7 @@ def test_emulator_serves_tls_the_virtual_nodes_ca_bundle_verifies(
 
 def test_notes_give_the_next_steps(helm: chart.Helm) -> None:
     notes = helm.notes(release=RELEASE, namespace=NAMESPACE)
-    assert "2 operator replicas: pod acinode-0 acts" in notes
+    assert "2 operator replicas, all working" in notes
     assert "kind: VirtualNode" in notes and "kubectl get vn,nodes" in notes
     assert "azure.identity: none" in notes
     assert "kubectl delete vn --all" in notes
