@@ -95,14 +95,7 @@ OUTAGES = [
         "BackendUnreachable",
     ),
 ]
-KNOWN_OPEN = {
-    "arm-hung": (
-        "aci/transport.py CaBundleTransport (custom CA bundle: private clouds, the emulator) is built without the "
-        "client's connection/read timeouts, so azure-core's 300 s defaults apply: a status-sync list that started "
-        "while ARM hung stays stuck up to 300 s (per attempt) after ARM is back, and a new pod's group is created "
-        "but its status not read meanwhile. Reported by the test, not asserted, until fixed."
-    )
-}
+KNOWN_OPEN: dict[str, str] = {}
 """Checks that fail for a reason outside the node keeper: the new pod Running within 60 s of recovery."""
 SHORT = {"arm-hung", "arm-401", "arm-5xx"}
 """The short versions in `make test` (403 is the same path as 401: long runs only), to stay within ~6 minutes."""

@@ -132,12 +132,14 @@ def test_node_goes_unknown_without_the_operator_and_comes_back_unchanged(
     assert core_v1.read_node(name).metadata.uid == uid, "the node was recreated instead of resumed"
 
 
-def test_unreachable_backend_turns_node_not_ready_with_a_reason_and_recovers(
+def test_an_unreachable_backend_is_reported_and_tainted_while_the_node_stays_ready(
     make_virtual_node: MakeVirtualNode,
     core_v1: client.CoreV1Api,
     api_client: client.ApiClient,
     emulator: emulated.Emulator,
 ) -> None:
+    """An ARM outage is not the node dying: Ready stays True (no eviction), BackendReachable says what is wrong on
+    the Node and the VirtualNode, and acinode's NoSchedule taint keeps new pods away until ARM is back."""
     name = make_virtual_node()["metadata"]["name"]
     wait_ready(core_v1, name)
     emulator_hook(
@@ -146,16 +148,30 @@ def test_unreachable_backend_turns_node_not_ready_with_a_reason_and_recovers(
         "faults",
         {"operation": "Location_ListUsage", "status": 503, "code": "ServiceUnavailable"},
     )
+    taint = ("acinode.dev/backend-unavailable", "NoSchedule")
+
+    def backend_down() -> bool:
+        node = core_v1.read_node(name)
+        condition = next((c for c in node.status.conditions or [] if c.type == "BackendReachable"), None)
+        taints = {(t.key, t.effect) for t in node.spec.taints or []}
+        return condition is not None and condition.status == "False" and taint in taints
+
     try:
-        condition = wait_ready(core_v1, name, status="False", timeout=60)
-        assert condition.reason == "BackendUnreachable"
+        wait_until(backend_down, 90, "BackendReachable=False and the taint on the Node")
+        assert ready_condition(core_v1, name).status == "True"
         custom = client.CustomObjectsApi(api_client)
         status = custom.get_cluster_custom_object(*VIRTUAL_NODES, name)["status"]
         backend = next(c for c in status["conditions"] if c["type"] == "BackendReachable")
         assert backend["status"] == "False" and backend["reason"] == "BackendUnreachable"
     finally:
         emulator_hook(emulator, "DELETE", "faults")
-    wait_ready(core_v1, name, timeout=30)
+
+    def backend_back() -> bool:
+        node = core_v1.read_node(name)
+        return taint not in {(t.key, t.effect) for t in node.spec.taints or []}
+
+    wait_until(backend_back, 60, "the taint removed once ARM answers")
+    assert ready_condition(core_v1, name).status == "True"
 
 
 def test_spec_changes_reach_the_node_and_a_deleted_node_is_recreated(

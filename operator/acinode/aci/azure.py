@@ -7,6 +7,7 @@ never awaited: one PUT per create, one DELETE per delete; the status sync observ
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Mapping
 from typing import Any, cast
@@ -17,7 +18,7 @@ from azure.mgmt.containerinstance import aio as aci_aio
 from azure.mgmt.containerinstance import models
 
 from acinode import errors, settings, types
-from acinode.aci import api, counting, credentials, pipeline, ratelimit, target, translate, transport
+from acinode.aci import api, counting, credentials, metrics, pipeline, ratelimit, target, translate, transport
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +46,16 @@ class AzureAciApi:
         self._owns_credential = credential is None
         self._credential = credential or credentials.credential_for(aci_target.credential, aci_target.cloud)
         self._resource_group = aci_target.resource_group
+        self._settings = settings
+        self._client_options = client_options
         self._client = aci_aio.ContainerInstanceManagementClient(
             self._credential,
             aci_target.subscription_id,
             **_client_options(aci_target.cloud, settings, self.limiter, self.counter),
             **client_options,
         )
+        self._usage: metrics.AzureMonitorUsage | None = None
+        """Azure Monitor's client, made at the first usage read (a node nobody scrapes never needs one)."""
 
     @property
     def arm_requests(self) -> counting.ArmRequestCounter:
@@ -68,6 +73,8 @@ class AzureAciApi:
 
     async def close(self) -> None:
         await self._client.close()
+        if self._usage is not None:
+            await self._usage.close()
         if self._owns_credential:
             await self._credential.close()
 
@@ -149,6 +156,13 @@ class AzureAciApi:
             raise errors.TransientError(f"exec into {name}/{container}: ARM returned no websocket URI")
         return api.ExecSession(websocket_uri=response.web_socket_uri, password=response.password or "")
 
+    async def attach(self, name: types.ContainerGroupName, container: str) -> api.ExecSession:
+        with translate.translated():
+            response = await self._client.containers.attach(self._resource_group, name, container)
+        if not response.web_socket_uri:
+            raise errors.TransientError(f"attach to {name}/{container}: ARM returned no websocket URI")
+        return api.ExecSession(websocket_uri=response.web_socket_uri, password=response.password or "")
+
     async def stop(self, name: types.ContainerGroupName) -> None:
         with translate.translated():
             await self._client.container_groups.stop(self._resource_group, name)
@@ -183,6 +197,21 @@ class AzureAciApi:
                     )
                 )
         return entries
+
+    async def container_usage(
+        self, name: types.ContainerGroupName, *, start: dt.datetime, end: dt.datetime
+    ) -> api.GroupUsage:
+        if self._usage is None:
+            # The same endpoint, credential, CA bundle, policies, limiter and counter as the ACI client.
+            options = _client_options(self.target.cloud, self._settings, self.limiter, self.counter)
+            self._usage = metrics.AzureMonitorUsage(
+                self.target,
+                self._credential,
+                api_version=self._settings.metrics_api_version,
+                grain_seconds=self._settings.metrics_grain_seconds,
+                client_options={**options, **self._client_options},
+            )
+        return await self._usage.read(name, start=start, end=end)
 
     def _log_fields(self, name: str, **more: object) -> dict[str, object]:
         return {"container_group": name, "resource_group": self._resource_group, **more}
@@ -226,7 +255,9 @@ def _client_options(
     }
     if cloud.ca_bundle_path:
         # Not connection_verify=<path>: azure-core would build an SSL context, and so a connection, per request.
-        options["transport"] = transport.CaBundleTransport(cloud.ca_bundle_path)
+        options["transport"] = transport.CaBundleTransport(
+            cloud.ca_bundle_path, timeout_seconds=aci.request_timeout_seconds
+        )
     return options
 
 

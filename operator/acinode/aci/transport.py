@@ -34,8 +34,12 @@ class CaBundleTransport(AioHttpTransport):  # type: ignore[misc]  # azure-core l
 
     session: aiohttp.ClientSession | None
 
-    def __init__(self, ca_bundle_path: str, *, connection_limit: int = 100) -> None:
-        super().__init__()
+    def __init__(
+        self, ca_bundle_path: str, *, connection_limit: int = 100, timeout_seconds: float = 300.0
+    ) -> None:
+        # The client's connection_timeout/read_timeout options configure only a transport the client builds: one
+        # passed in keeps azure-core's 300 s unless told, and a call to a hung endpoint would hang that long.
+        super().__init__(connection_timeout=timeout_seconds, read_timeout=timeout_seconds)
         self.ssl_context = ssl_context_for(ca_bundle_path)
         self._connection_limit = connection_limit
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from acinode import errors, settings
+from acinode import clock, errors, settings
 from acinode.kube import client, resources
 from acinode.mapping import node as node_mapping
 from acinode.mapping import ownership, virtualnode
@@ -33,8 +33,7 @@ Clock = Callable[[], datetime.datetime]
 PROBE_GRACE_SECONDS = 1.0
 
 
-def utc_now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+utc_now = clock.utc_now
 
 
 class NodeKeeper:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from acinode.mapping import conditions, ownership, timestamps
 from acinode.mapping import node as node_mapping
-from acinode.mapping import ownership
 
 
 def _condition(
@@ -20,13 +20,12 @@ def _condition(
 ) -> dict[str, Any]:
     status = "Unknown" if ok is None else "True" if ok else "False"
     previous = next((c for c in (before or {}).get("conditions", []) if c["type"] == kind), None)
-    transition = previous["lastTransitionTime"] if previous and previous["status"] == status else None
     return {
         "type": kind,
         "status": status,
         "reason": reason,
         "message": message,
-        "lastTransitionTime": transition or now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "lastTransitionTime": conditions.transition_time(previous, status, timestamps.rfc3339(now)),
     }
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
+from azure.core.exceptions import ServiceResponseError
 from azure.core.pipeline import AsyncPipeline
 from azure.core.rest import HttpRequest
 
@@ -76,4 +79,34 @@ def test_a_ca_bundle_cloud_gets_the_pooling_transport(tmp_path: Path) -> None:
         cloud, aci, ratelimit.ArmRateLimiter.from_settings(aci), counting.ArmRequestCounter()
     )
     assert isinstance(options["transport"], transport.CaBundleTransport)
+    config = options["transport"].connection_config
+    assert (config.timeout, config.read_timeout) == (aci.request_timeout_seconds, aci.request_timeout_seconds)
     assert "connection_verify" not in options  # it would replace the pooled context on every request
+
+
+async def test_a_hung_endpoint_times_out_after_the_request_timeout(tmp_path: Path) -> None:
+    """A custom-CA transport honours the client's request timeout (azure-core's default would wait 300 s)."""
+    ca_file = tls.ensure_certificates(tmp_path, "127.0.0.1")
+    release = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(text="late")
+
+    app = web.Application()
+    app.router.add_get("/", hang)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls.server_context(tmp_path))
+    await site.start()
+    url = f"https://127.0.0.1:{runner.addresses[0][1]}/"
+    try:
+        started = time.monotonic()
+        with pytest.raises(ServiceResponseError):
+            await source_ports(
+                transport.CaBundleTransport(str(ca_file), timeout_seconds=0.3), url, requests=1
+            )
+        assert time.monotonic() - started < 1.5
+    finally:
+        release.set()
+        await runner.cleanup()
