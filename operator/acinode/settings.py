@@ -124,6 +124,12 @@ class AciSettings:
     """Timeout of one ARM request (connect and read)."""
     api_version: str = "2023-05-01"
     """ARM api-version of Microsoft.ContainerInstance (the SDK 10.1 default)."""
+    metrics_api_version: str = "2018-01-01"
+    """ARM api-version of Microsoft.Insights/metrics, read for container usage: 2018-01-01 is the oldest GA
+    version with dimensions and is served by every cloud (Azure Stack Hub included)."""
+    metrics_grain_seconds: float = 60.0
+    """Time grain of the usage query (sent as ISO 8601: 60 → ``PT1M``). One minute is Azure Monitor's finest
+    for container groups; shorter grains are for the emulator (tests), which serves any."""
     allow_custom_cloud_credentials: bool = False
     """Let a VirtualNode with a custom ARM endpoint, authority, token scope or CA bundle use credentials other
     than a static token (a workload or managed identity, a service principal). Off: whoever may write a
@@ -200,10 +206,26 @@ class KubeletSettings:
     """How often ``logs -f`` reads the container group to notice that the followed container ended."""
     exec_timeout_seconds: float = 14400.0
     """Longest an exec session lasts (ACI's own sessions are limited too)."""
-    report_requests_as_usage: bool = True
-    """ACI's container-group API reports no live CPU or memory usage: report a running container's requests
-    (what ACI bills) as its usage in ``/stats/summary`` and ``/metrics/resource``. Off: those figures are
-    omitted and ``kubectl top`` shows nothing for virtual nodes."""
+    usage_enabled: bool = True
+    """Read running containers' CPU and memory usage from Azure Monitor (``CpuUsage``/``MemoryUsage`` of their
+    container groups) for ``/stats/summary`` and ``/metrics/resource``. Off: those list pods and containers
+    without figures, and ``kubectl top`` and HPAs on resource metrics see nothing for virtual nodes."""
+    usage_sample_interval_seconds: float = 60.0
+    """Shortest time between two usage reads of one container group. Azure Monitor has one value per minute
+    (and lags 1-3 minutes), so reading more often than ``aci.metrics_grain_seconds`` gains nothing."""
+    usage_reads_per_second: float = 0.5
+    """Budget of usage reads for the whole operator (each is one ARM read of one group's metrics): a token
+    bucket of its own, apart from the reconciler's budgets and the kubelet API's interactive lane. With the
+    defaults, up to 30 running groups are read every minute; beyond that the sampler goes round-robin, oldest
+    sample first, and each group is read every groups ÷ rate seconds."""
+    usage_read_burst: int = 10
+    """Size of that bucket: usage reads that may go at once (after start-up or a quiet spell)."""
+    usage_idle_seconds: float = 600.0
+    """Usage is read only while someone reads the stats (metrics-server, ``kubectl top``, an HPA): sampling stops
+    this long after the last ``/stats/summary`` or ``/metrics/resource`` request, and starts again with the next."""
+    usage_max_age_seconds: float = 600.0
+    """A container's usage is served while its newest Azure Monitor interval ended less than this long ago;
+    older (reads failing, the group gone), it is reported as unknown rather than frozen."""
     header_timeout_seconds: float = 10.0
     """Seconds a connection has for its TLS handshake, then again for each complete request head (from connecting,
     or from the end of its previous response: also the keep-alive idle time). Slower clients are disconnected."""

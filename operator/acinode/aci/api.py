@@ -15,6 +15,7 @@ the listing and small results come back as frozen dataclasses.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -67,6 +68,32 @@ class UsageEntry:
     unit: str | None
     current_value: int
     limit: int
+
+
+@dataclasses.dataclass(frozen=True)
+class UsagePoint:
+    """One interval of an Azure Monitor metric: its start (Azure stamps an interval by its start) and average."""
+
+    start: dt.datetime
+    average: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerUsage:
+    """Azure Monitor's ``CpuUsage`` (millicores) and ``MemoryUsage`` (bytes) of one container, oldest first,
+    only the intervals that carry a value (the newest minutes usually have none yet: Azure Monitor lags)."""
+
+    cpu_millicores: tuple[UsagePoint, ...] = ()
+    memory_bytes: tuple[UsagePoint, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupUsage:
+    """What one metrics read returned for a container group: per container (by ACI container name)."""
+
+    grain_seconds: float
+    """Length of each interval (the query's time grain, 60 s for ``PT1M``)."""
+    containers: Mapping[str, ContainerUsage] = dataclasses.field(hash=False)
 
 
 class AciApi(Protocol):
@@ -134,6 +161,14 @@ class AciApi(Protocol):
     async def location_usage(self) -> Sequence[UsageEntry]:
         """The region's quotas and usage. Cheap: the heartbeat uses it to check reachability and
         credentials."""
+        ...
+
+    async def container_usage(
+        self, name: types.ContainerGroupName, *, start: dt.datetime, end: dt.datetime
+    ) -> GroupUsage:
+        """The group's per-container CPU and memory usage between ``start`` and ``end`` from Azure Monitor
+        (metrics ``CpuUsage`` and ``MemoryUsage`` split by ``containerName``, averages per time grain): one ARM
+        read. Azure Monitor lags the containers by about 1-3 minutes. Raises NotFoundError for a missing group."""
         ...
 
     async def close(self) -> None:

@@ -21,6 +21,7 @@ _GROUP_ROUTES: tuple[tuple[re.Pattern[str], Mapping[str, str]], ...] = (
     (re.compile(r"^containergroups/[^/]+/containers/[^/]+/attach$"), {"POST": "attach"}),
     (re.compile(r"^containergroups/[^/]+/restart$"), {"POST": "restart"}),
     (re.compile(r"^containergroups/[^/]+/stop$"), {"POST": "stop"}),
+    (re.compile(r"^containergroups/[^/]+/providers/microsoft\.insights/metrics$"), {"GET": "metrics"}),
     (re.compile(r"^containergroups/[^/]+/start$"), {"POST": "start"}),
     (
         re.compile(r"^containergroups/[^/]+$"),

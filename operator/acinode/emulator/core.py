@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from acinode.emulator import config, execsocket, faults, lifecycle, netstandin, store, throttle, wire
+from acinode.emulator import config, execsocket, faults, lifecycle, netstandin, store, throttle, usage, wire
 
 
 class Emulator:
@@ -17,10 +17,11 @@ class Emulator:
         self.throttle = throttle.Throttle(cfg.throttle)
         self.pool = netstandin.AddressPool(cfg.ip_range)
         self.listeners = netstandin.Listeners(cfg.network)
+        self.usage = usage.UsageBook()
         self.lifecycle = lifecycle.Lifecycle(
-            self.store, cfg, self.pool, self.listeners, self.faults.take_lro_failure
+            self.store, cfg, self.pool, self.listeners, self.faults.take_lro_failure, self.usage
         )
-        self.sessions = execsocket.ExecSessions(self.store)
+        self.sessions = execsocket.ExecSessions(self.store, self.usage)
 
     def new_operation(self, subscription: str, location: str, resource_id: str) -> store.Operation:
         op = store.Operation(str(uuid.uuid4()), subscription, location, resource_id, time.time())

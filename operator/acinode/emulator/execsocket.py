@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from acinode.emulator import script, store
+from acinode.emulator import script, store, usage
 
 SESSION_TTL_SECONDS = 300.0
 EXIT_CLOSE_BASE = 4000
@@ -36,8 +36,9 @@ class Session:
 
 
 class ExecSessions:
-    def __init__(self, state: store.Store) -> None:
+    def __init__(self, state: store.Store, usage_book: usage.UsageBook | None = None) -> None:
         self.store = state
+        self.usage = usage_book
         self._sessions: dict[str, Session] = {}
 
     def create(self, group: store.GroupRecord, container: str, kind: str, command: str = "") -> Session:
@@ -93,6 +94,9 @@ class ExecSessions:
             for e in spec["properties"].get("environmentVariables") or []
         }
         shell = script.Shell(write=lambda line: queue.put_nowait(line + "\n"), env=env, hostname=group.name)
+        # `usage cpu=… memory=…` in an exec session sets the container's usage (busy loops of exec do not count).
+        shell.load = self.usage.get(group.key, session.container) if self.usage is not None else None
+        shell.track_busy = False
         sender = asyncio.create_task(_send_all(ws, queue))
         try:
             if _is_bare_shell(session.command):

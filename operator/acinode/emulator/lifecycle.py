@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from acinode.emulator import config, netstandin, script, store, wire
+from acinode.emulator import config, netstandin, script, store, usage, wire
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +38,11 @@ class Lifecycle:
         pool: netstandin.AddressPool,
         listeners: netstandin.Listeners,
         take_lro_failure: LroFailure,
+        usage_book: usage.UsageBook | None = None,
     ) -> None:
         self.store = state
+        self.usage = usage_book or usage.UsageBook()
+        """What each container uses over time (the Azure Monitor metrics route reads it)."""
         self.cfg = cfg
         self.pool = pool
         self.listeners = listeners
@@ -94,6 +97,7 @@ class Lifecycle:
 
     async def remove(self, group: store.GroupRecord) -> None:
         await self.stop(group, state=group.state)
+        self.usage.forget(group.key)
         self.pool.release(group.ip)
         group.ip = None
 
@@ -221,10 +225,17 @@ class Lifecycle:
         behaviour = script.behaviour_from_command(spec["properties"].get("command"))
         if behaviour.error:
             runtime.write(time.time(), behaviour.error)
-        if behaviour.program is None:
-            await asyncio.Event().wait()  # a server: runs until stopped
-        assert behaviour.program is not None
-        code = await self._shell(group, runtime, spec).run(behaviour.program)
+        load = self.usage.for_run(group.key, runtime.name, spec, is_server=behaviour.program is None)
+        load.start()
+        try:
+            if behaviour.program is None:
+                await asyncio.Event().wait()  # a server: runs until stopped
+            assert behaviour.program is not None
+            shell = self._shell(group, runtime, spec)
+            shell.load = load
+            code = await shell.run(behaviour.program)
+        finally:
+            load.end()
         now = time.time()
         start = runtime.current.start_time if runtime.current else now
         runtime.current = store.ContainerState(

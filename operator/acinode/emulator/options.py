@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--backoff-max", type=float, default=30.0, help="longest restart back-off in seconds")
     parser.add_argument(
+        "--metrics-lag", type=float, default=0.0, help="seconds Azure Monitor's metrics lag the containers"
+    )
+    parser.add_argument(
         "--persist", action="store_true", help="keep groups in DIR/state.json across restarts"
     )
     parser.add_argument(

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from acinode.emulator import containers, context, groups, locations, wire
+from acinode.emulator import containers, context, groups, locations, metrics, wire
 
 SUPPORTED_API_VERSIONS = frozenset(
     {
@@ -33,6 +33,8 @@ class Route:
     aci_kind: str | None = None
     """'create' or 'delete' for ACI's own per-subscription limits."""
     any_api_version: bool = False
+    api_versions: frozenset[str] = SUPPORTED_API_VERSIONS
+    """The api-versions this route's provider accepts (Microsoft.ContainerInstance's by default)."""
 
 
 _SEG = "([^/]+)"
@@ -80,6 +82,13 @@ ROUTES: list[Route] = [
         f"{_GROUP}/containers/(?P<container>[^/]+)/attach",
         "Containers_Attach",
         containers.attach_container,
+    ),
+    _route(
+        "GET",
+        f"{_GROUP}/providers/Microsoft.Insights/metrics",
+        "Metrics_List",
+        metrics.list_metrics,
+        api_versions=metrics.API_VERSIONS,
     ),
     _route("GET", f"{_LOC}/usages", "Location_ListUsage", locations.list_usages),
     _route("GET", f"{_LOC}/cachedImages", "Location_ListCachedImages", locations.list_cached_images),

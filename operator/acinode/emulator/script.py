@@ -15,7 +15,7 @@ import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from acinode.emulator import shellcmds
+from acinode.emulator import shellcmds, usage
 
 SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "busybox"})
 _KEYWORDS_END = frozenset({"do", "done", "then", "else", "elif", "fi"})
@@ -228,6 +228,9 @@ class Shell:
     slept: bool = False
     exited: bool = False
     """Set once ``exit`` ran (an interactive exec session then ends)."""
+    load: usage.ContainerLoad | None = None
+    """The container's usage model: busy loops mark it busy, ``sleep`` idle, ``usage`` sets it."""
+    track_busy: bool = True
 
     async def run(self, node: Node) -> int:
         """Run ``node``; returns the exit status (``exit N`` ends the script with N)."""
@@ -277,6 +280,8 @@ class Shell:
         self.slept = False
         await self._node(body)
         if not self.slept:
+            if self.load is not None and self.track_busy:
+                self.load.busy(True)  # a loop that never sleeps: a busy loop
             await self.sleep(_MIN_ITERATION_SECONDS)
 
     async def _simple(self, argv: list[str]) -> int:

@@ -175,14 +175,15 @@ class EmulatorServer:
                 "MissingApiVersionParameter",
                 "The api-version query parameter (?api-version=) is required for all requests.",
             )
-        if not route.any_api_version and version not in routes.SUPPORTED_API_VERSIONS:
+        if not route.any_api_version and version not in route.api_versions:
+            kind = "metrics" if route.operation == "Metrics_List" else "containerGroups"
             raise wire.ArmError(
                 400,
                 "NoRegisteredProviderFound",
                 f"No registered resource provider found for location 'global' and API version '{version}' "
                 "for type "
-                "'containerGroups'. The supported api-versions are "
-                f"'{', '.join(sorted(routes.SUPPORTED_API_VERSIONS))}'.",
+                f"'{kind}'. The supported api-versions are "
+                f"'{', '.join(sorted(route.api_versions))}'.",
             )
         if "sub" in params:
             emu.check_scope(params["sub"], params.get("rg"))

@@ -10,6 +10,8 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from acinode.emulator import usage
+
 if TYPE_CHECKING:
     from acinode.emulator import script
 
@@ -47,6 +49,8 @@ async def _sleep(sh: script.Shell, args: list[str]) -> int:
         sh.write(f"sleep: invalid time interval '{' '.join(args)}'")
         return 1
     sh.slept = True
+    if sh.load is not None and sh.track_busy:
+        sh.load.busy(False)
     if total == float("inf"):
         await asyncio.Event().wait()
     await sh.sleep(total)
@@ -155,7 +159,36 @@ async def _seq(sh: script.Shell, args: list[str]) -> int:
     return 0
 
 
+async def _usage(sh: script.Shell, args: list[str]) -> int:
+    """``usage cpu=250m memory=64Mi`` sets what the container uses (either alone); ``usage reset`` derives it
+    again from what the command does. The emulator's own convention (docs/emulator.md, "Usage")."""
+    if args == ["reset"]:
+        if sh.load is not None:
+            sh.load.reset()
+        return 0
+    cpu = memory = None
+    try:
+        for arg in args:
+            key, _, value = arg.partition("=")
+            if key == "cpu":
+                cpu = usage.cpu_millicores(value)
+            elif key == "memory":
+                memory = usage.memory_bytes(value)
+            else:
+                raise ValueError(arg)
+    except ValueError:
+        sh.write("usage: usage cpu=<250m|0.25> memory=<64Mi|1Gi|bytes> | usage reset")
+        return 2
+    if not args:
+        sh.write("usage: usage cpu=<250m|0.25> memory=<64Mi|1Gi|bytes> | usage reset")
+        return 2
+    if sh.load is not None:
+        sh.load.set(cpu, memory)
+    return 0
+
+
 BUILTINS: dict[str, Callable[[script.Shell, list[str]], Awaitable[int]]] = {
+    "usage": _usage,
     "echo": _echo,
     "print": _echo,
     "sleep": _sleep,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from acinode import clock, errors, settings
-from acinode.kubelet import channels, execbridge, logs, spdysession, stats, targets, websocket
+from acinode.kubelet import channels, execbridge, logs, spdysession, stats, targets, usage, websocket
 from acinode.mapping import objects
 from acinode.mapping import status as status_mapping
 
@@ -42,6 +42,8 @@ class KubeletRoutes:
         self.settings = kubelet
         self.clock = clock
         self.started = started or clock()
+        self.usage = usage.UsageSampler(directory, kubelet)
+        """Container usage from Azure Monitor, sampled while the stats are read."""
 
     def add_to(self, app: web.Application) -> None:
         app.router.add_get("/healthz", self.healthz)
@@ -51,6 +53,7 @@ class KubeletRoutes:
         app.router.add_route("POST", "/exec/{namespace}/{pod}/{container}", self.exec)
         app.router.add_get("/stats/summary", self.stats_summary)
         app.router.add_get("/metrics/resource", self.metrics_resource)
+        app.on_cleanup.append(lambda _app: self.usage.close())
         for path in ("/attach/{tail:.*}", "/portForward/{tail:.*}", "/run/{tail:.*}"):
             app.router.add_route("*", path, self.not_supported)
 
@@ -80,15 +83,19 @@ class KubeletRoutes:
     async def stats_summary(self, request: web.Request) -> web.StreamResponse:
         nodes = targets.nodes_for(self.directory, self.node_hint(request))
         now = self.clock()
-        figures = [f for node in nodes for f in stats.node_pod_figures(node)]
+        self.usage.wanted()
+        figures = [f for node in nodes for f in stats.node_pod_figures(node, self.usage)]
         name = str(nodes[0].node_name) if len(nodes) == 1 else "acinode"
-        body = stats.summary(name, self.started, figures, now, self.settings.report_requests_as_usage)
+        node_usage = self.usage.node_sample(str(node.node_name) for node in nodes)
+        body = stats.summary(name, self.started, figures, node_usage, now)
         return web.json_response(body)
 
     async def metrics_resource(self, request: web.Request) -> web.StreamResponse:
         nodes = targets.nodes_for(self.directory, self.node_hint(request))
-        figures = [f for node in nodes for f in stats.node_pod_figures(node)]
-        text = stats.resource_metrics(figures, self.clock(), self.settings.report_requests_as_usage)
+        self.usage.wanted()
+        figures = [f for node in nodes for f in stats.node_pod_figures(node, self.usage)]
+        node_usage = self.usage.node_sample(str(node.node_name) for node in nodes)
+        text = stats.resource_metrics(figures, node_usage, self.clock())
         return web.Response(
             text=text, content_type="text/plain", charset="utf-8", headers={"X-Format": "0.0.4"}
         )

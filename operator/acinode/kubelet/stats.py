@@ -1,13 +1,17 @@
 """``/stats/summary`` and ``/metrics/resource``: what metrics-server and ``kubectl top`` read from a kubelet.
 
-Where the figures come from: ACI's container-group API reports **no live CPU or memory usage** (only Azure
-Monitor has sampled usage, through another API and with minutes of delay). What is known is what each running
-container was given, which is also what ACI bills: its CPU and memory requests as the mapping sized them
-(``mapping.resources``: defaults for containers without requests, group totals raised to cover limits). With
-``report_requests_as_usage`` (the default) those are reported as the usage of running containers — a constant
-line at the reservation — and cumulative CPU time is requests × time since the container started. With it off
-the summary lists pods and containers without figures, and ``/metrics/resource`` has only start times.
-Terminated and waiting containers report nothing, as a kubelet reports nothing for them.
+The figures are real usage, from Azure Monitor (``usage``: ``CpuUsage`` and ``MemoryUsage`` of each container
+group, sampled within a read budget, one minute per value and 1-3 minutes late). A running container that has not
+been sampled yet (or whose newest value is too old) is listed without figures, never with its requests; a pod has
+figures only when all its running containers have. Terminated and waiting containers report nothing, as a kubelet
+reports nothing for them.
+
+Formats are the kubelet's: ``stats/v1alpha1`` Summary (``usageNanoCores``, ``usageCoreNanoSeconds``,
+``workingSetBytes`` with their ``time``), and Prometheus text 0.0.4 with millisecond timestamps, the series
+metrics-server ≥ 0.6 decodes (``container_cpu_usage_seconds_total``, ``container_memory_working_set_bytes``,
+``container_start_time_seconds``, ``pod_*``, ``node_*``). Each figure carries the time Azure Monitor's newest
+interval ended, so metrics-server's rate over two scrapes is a rate over Azure Monitor's intervals; a repeated
+timestamp makes it keep its older point, as it does for a kubelet.
 """
 
 from __future__ import annotations
@@ -17,19 +21,20 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from acinode.mapping import objects, placement, problems, resources, timestamps
+from acinode.kubelet import usage
+from acinode.mapping import objects, timestamps
 from acinode.pods import protocols
 
-NANO = 1_000_000_000
+NANO = usage.NANO
 
 
 @dataclasses.dataclass(frozen=True)
 class ContainerFigures:
     name: str
     started: dt.datetime | None
-    """When the running container started; None when it is not running."""
-    cpu_cores: float
-    memory_bytes: int
+    """When the running container started."""
+    sample: usage.ContainerSample | None
+    """Its usage, None until sampled."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,79 +45,86 @@ class PodFigures:
     started: dt.datetime | None
     containers: tuple[ContainerFigures, ...]
 
+    @property
+    def is_sampled(self) -> bool:
+        """Every running container has figures (a pod total of some containers would be a lie)."""
+        return bool(self.containers) and all(c.sample is not None for c in self.containers)
 
-def pod_figures(pod: objects.Pod, where: placement.GroupPlacement) -> PodFigures | None:
-    """The figures of a pod that has run (None for a pod that ended or never started)."""
+
+def pod_figures(pod: objects.Pod, sampler: usage.UsageSampler | None) -> PodFigures | None:
+    """The figures of a running pod (None for a pod that is not Running)."""
     status = pod.get("status", {})
     if status.get("phase") != "Running":
         return None
-    spec = pod.get("spec", {})
-    sized = resources.group_resources_from_pod(spec, where, None, problems.Problems())
-    running = {
-        s.get("name"): timestamps.parse_rfc3339(s.get("state", {}).get("running", {}).get("startedAt"))
-        for s in status.get("containerStatuses", [])
-        if "running" in s.get("state", {})
-    }
-    containers = []
-    for container, size in zip(spec.get("containers", []), sized.containers, strict=False):
-        name = str(container.get("name", ""))
-        if name not in running:
-            continue
-        containers.append(
-            ContainerFigures(
-                name=name,
-                started=running[name],
-                cpu_cores=resources.cpu_from_steps(size.request_cpu),
-                memory_bytes=resources.bytes_from_memory_steps(size.request_memory),
-            )
-        )
     metadata = pod.get("metadata", {})
+    uid = str(metadata.get("uid", ""))
+    running = usage.running_containers(pod)
+    containers = tuple(
+        ContainerFigures(
+            name=name,
+            started=started,
+            sample=sampler.container_sample(uid, name, started) if sampler is not None else None,
+        )
+        for name, started in running.items()
+    )
     return PodFigures(
         namespace=str(metadata.get("namespace", "")),
         name=str(metadata.get("name", "")),
-        uid=str(metadata.get("uid", "")),
+        uid=uid,
         started=timestamps.parse_rfc3339(status.get("startTime")),
-        containers=tuple(containers),
+        containers=containers,
     )
 
 
-def node_pod_figures(node: protocols.ServedNode) -> list[PodFigures]:
-    where = node.placement
-    figures = (pod_figures(pod, where) for pod in node.bound_pods())
+def node_pod_figures(
+    node: protocols.ServedNode, sampler: usage.UsageSampler | None = None
+) -> list[PodFigures]:
+    figures = (pod_figures(pod, sampler) for pod in node.bound_pods())
     return [f for f in figures if f is not None]
 
 
-def _cpu(figures: Iterable[ContainerFigures], now: dt.datetime) -> dict[str, Any]:
-    cores = sum(c.cpu_cores for c in figures)
-    seconds = sum(c.cpu_cores * max(0.0, (now - c.started).total_seconds()) for c in figures if c.started)
+def _samples(containers: Iterable[ContainerFigures]) -> list[usage.ContainerSample]:
+    return [c.sample for c in containers if c.sample is not None]
+
+
+def _cpu(samples: Sequence[usage.ContainerSample], cumulative: int | None = None) -> dict[str, Any]:
     return {
-        "time": timestamps.rfc3339(now),
-        "usageNanoCores": round(cores * NANO),
-        "usageCoreNanoSeconds": round(seconds * NANO),
+        "time": timestamps.rfc3339(max(s.time for s in samples)),
+        "usageNanoCores": sum(s.cpu_nano_cores for s in samples),
+        "usageCoreNanoSeconds": (
+            sum(s.cpu_core_nano_seconds for s in samples) if cumulative is None else cumulative
+        ),
     }
 
 
-def _memory(figures: Iterable[ContainerFigures], now: dt.datetime) -> dict[str, Any]:
-    used = sum(c.memory_bytes for c in figures)
-    return {"time": timestamps.rfc3339(now), "usageBytes": used, "workingSetBytes": used, "rssBytes": used}
+def _memory(samples: Sequence[usage.ContainerSample]) -> dict[str, Any]:
+    used = sum(s.memory_bytes for s in samples)
+    # Azure Monitor's MemoryUsage does not tell working set from page cache: both carry it.
+    return {
+        "time": timestamps.rfc3339(max(s.time for s in samples)),
+        "usageBytes": used,
+        "workingSetBytes": used,
+    }
 
 
 def summary(
     node_name: str,
     node_started: dt.datetime,
     pods: Sequence[PodFigures],
+    node_usage: usage.NodeSample | None,
     now: dt.datetime,
-    report_usage: bool,
 ) -> dict[str, Any]:
     """A ``stats/v1alpha1`` Summary."""
-    every = [c for p in pods for c in p.containers]
     node: dict[str, Any] = {
         "nodeName": node_name,
         "startTime": timestamps.rfc3339(node_started),
         "systemContainers": [],
     }
-    if report_usage:
-        node["cpu"], node["memory"] = _cpu(every, now), _memory(every, now)
+    every = _samples(c for p in pods for c in p.containers)
+    if every and node_usage is not None:
+        node["cpu"] = _cpu(every, node_usage.cpu_core_nano_seconds)
+        node["cpu"]["time"] = timestamps.rfc3339(node_usage.time)
+        node["memory"] = _memory(every)
     pod_stats = []
     for pod in pods:
         containers = []
@@ -121,16 +133,17 @@ def summary(
                 "name": container.name,
                 "startTime": timestamps.rfc3339(container.started or now),
             }
-            if report_usage:
-                entry["cpu"], entry["memory"] = _cpu([container], now), _memory([container], now)
+            if container.sample is not None:
+                entry["cpu"], entry["memory"] = _cpu([container.sample]), _memory([container.sample])
             containers.append(entry)
         stats: dict[str, Any] = {
             "podRef": {"name": pod.name, "namespace": pod.namespace, "uid": pod.uid},
             "startTime": timestamps.rfc3339(pod.started or now),
             "containers": containers,
         }
-        if report_usage:
-            stats["cpu"], stats["memory"] = _cpu(pod.containers, now), _memory(pod.containers, now)
+        if pod.is_sampled:
+            samples = _samples(pod.containers)
+            stats["cpu"], stats["memory"] = _cpu(samples), _memory(samples)
         pod_stats.append(stats)
     return {"node": node, "pods": pod_stats}
 
@@ -142,90 +155,100 @@ def _labels(**labels: str) -> str:
     return "{" + ",".join(f'{k}="{escape(v)}"' for k, v in labels.items()) + "}" if labels else ""
 
 
-def resource_metrics(pods: Sequence[PodFigures], now: dt.datetime, report_usage: bool) -> str:
-    """The kubelet's ``/metrics/resource`` (Prometheus text format 0.0.4), with millisecond timestamps."""
-    ms = str(round(now.timestamp() * 1000))
+def _ms(moment: dt.datetime) -> str:
+    return str(round(moment.timestamp() * 1000))
+
+
+def resource_metrics(
+    pods: Sequence[PodFigures], node_usage: usage.NodeSample | None, now: dt.datetime
+) -> str:
+    """The kubelet's ``/metrics/resource`` (Prometheus text format 0.0.4), each sample with its timestamp in ms."""
     lines: list[str] = []
 
-    def family(name: str, kind: str, help_text: str, samples: Iterable[tuple[str, float]]) -> None:
+    def family(name: str, kind: str, help_text: str, samples: Iterable[tuple[str, float, str]]) -> None:
         lines.append(f"# HELP {name} {help_text}")
         lines.append(f"# TYPE {name} {kind}")
-        lines.extend(f"{name}{labels} {float(value)!r} {ms}" for labels, value in samples)
+        lines.extend(f"{name}{labels} {float(value)!r} {stamp}" for labels, value, stamp in samples)
 
-    every = [c for p in pods for c in p.containers]
+    sampled = [(p, c, c.sample) for p in pods for c in p.containers if c.sample is not None]
+    whole_pods = [(p, _samples(p.containers)) for p in pods if p.is_sampled]
     family(
         "container_start_time_seconds",
         "gauge",
         "[STABLE] Start time of the container since unix epoch in seconds",
         (
-            (_labels(container=c.name, namespace=p.namespace, pod=p.name), c.started.timestamp())
+            (_labels(container=c.name, namespace=p.namespace, pod=p.name), c.started.timestamp(), _ms(now))
             for p in pods
             for c in p.containers
             if c.started
         ),
     )
-    if report_usage:
-        cpu, memory = _cpu(every, now), _memory(every, now)
-        family(
-            "container_cpu_usage_seconds_total",
-            "counter",
-            "[STABLE] Cumulative cpu time consumed by the container in core-seconds (ACI: requests × run time)",
+    family(
+        "container_cpu_usage_seconds_total",
+        "counter",
+        "[STABLE] Cumulative cpu time consumed by the container in core-seconds (ACI: Azure Monitor CpuUsage)",
+        (
             (
-                (
-                    _labels(container=c.name, namespace=p.namespace, pod=p.name),
-                    _cpu([c], now)["usageCoreNanoSeconds"] / NANO,
-                )
-                for p in pods
-                for c in p.containers
-            ),
-        )
-        family(
-            "container_memory_working_set_bytes",
-            "gauge",
-            "[STABLE] Current working set of the container in bytes (ACI: the memory request)",
+                _labels(container=c.name, namespace=p.namespace, pod=p.name),
+                s.cpu_core_nano_seconds / NANO,
+                _ms(s.time),
+            )
+            for p, c, s in sampled
+        ),
+    )
+    family(
+        "container_memory_working_set_bytes",
+        "gauge",
+        "[STABLE] Current working set of the container in bytes (ACI: Azure Monitor MemoryUsage)",
+        (
+            (_labels(container=c.name, namespace=p.namespace, pod=p.name), s.memory_bytes, _ms(s.time))
+            for p, c, s in sampled
+        ),
+    )
+    family(
+        "pod_cpu_usage_seconds_total",
+        "counter",
+        "[STABLE] Cumulative cpu time consumed by the pod in core-seconds",
+        (
             (
-                (_labels(container=c.name, namespace=p.namespace, pod=p.name), c.memory_bytes)
-                for p in pods
-                for c in p.containers
-            ),
-        )
-        family(
-            "pod_cpu_usage_seconds_total",
-            "counter",
-            "[STABLE] Cumulative cpu time consumed by the pod in core-seconds (ACI: requests × run time)",
+                _labels(namespace=p.namespace, pod=p.name),
+                sum(s.cpu_core_nano_seconds for s in samples) / NANO,
+                _ms(max(s.time for s in samples)),
+            )
+            for p, samples in whole_pods
+        ),
+    )
+    family(
+        "pod_memory_working_set_bytes",
+        "gauge",
+        "[STABLE] Current working set of the pod in bytes",
+        (
             (
-                (
-                    _labels(namespace=p.namespace, pod=p.name),
-                    _cpu(p.containers, now)["usageCoreNanoSeconds"] / NANO,
-                )
-                for p in pods
-            ),
-        )
-        family(
-            "pod_memory_working_set_bytes",
-            "gauge",
-            "[STABLE] Current working set of the pod in bytes (ACI: the memory requests)",
-            (
-                (_labels(namespace=p.namespace, pod=p.name), _memory(p.containers, now)["workingSetBytes"])
-                for p in pods
-            ),
-        )
+                _labels(namespace=p.namespace, pod=p.name),
+                sum(s.memory_bytes for s in samples),
+                _ms(max(s.time for s in samples)),
+            )
+            for p, samples in whole_pods
+        ),
+    )
+    every = [s for _, _, s in sampled]
+    if every and node_usage is not None:
         family(
             "node_cpu_usage_seconds_total",
             "counter",
-            "[STABLE] Cumulative cpu time consumed by the node in core-seconds (ACI: its running pods' requests)",
-            [("", cpu["usageCoreNanoSeconds"] / NANO)],
+            "[STABLE] Cumulative cpu time consumed by the node in core-seconds (its containers, as sampled)",
+            [("", node_usage.cpu_core_nano_seconds / NANO, _ms(node_usage.time))],
         )
         family(
             "node_memory_working_set_bytes",
             "gauge",
-            "[STABLE] Current working set of the node in bytes (ACI: its running pods' requests)",
-            [("", memory["workingSetBytes"])],
+            "[STABLE] Current working set of the node in bytes (its sampled containers)",
+            [("", sum(s.memory_bytes for s in every), _ms(max(s.time for s in every)))],
         )
     family(
         "resource_scrape_error",
         "gauge",
         "[STABLE] 1 if there was an error while getting container metrics",
-        [("", 0)],
+        [("", 0, _ms(now))],
     )
     return "\n".join(lines) + "\n"

@@ -3,7 +3,7 @@
 The kubelet API and the metrics consume only these (an import-linter contract forbids them every other module
 of ``acinode.pods``), in the spirit of virtual-kubelet's ``PodLifecycleHandler`` and its lister function types:
 - ``ServedNode``: what the kubelet API serves of one virtual node (its name, placement, bound pods, pod lookup)
-  and ``ContainerAccess``, the only ACI calls the kubelet makes (logs, get, exec);
+  and ``ContainerAccess``, the only ACI calls the kubelet makes (logs, get, exec, usage);
 - ``NodeStatsSource`` / ``NodeSnapshot``: what the metrics read of one node at scrape time;
 - ``PodObserver``: told how long each reconcile and sync pass takes (passed to the controller when it is built).
 ``PodController`` implements ``ServedNode`` and ``NodeStatsSource``.
@@ -12,6 +12,7 @@ of ``acinode.pods``), in the spirit of virtual-kubelet's ``PodLifecycleHandler``
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
@@ -47,6 +48,12 @@ class ContainerAccess(Protocol):
     @property
     def ca_bundle_path(self) -> str | None:
         """The CA bundle ACI's endpoints are trusted with (a private cloud's), or None for the system's."""
+        ...
+
+    async def container_usage(
+        self, name: types.ContainerGroupName, *, start: dt.datetime, end: dt.datetime
+    ) -> api.GroupUsage:
+        """Azure Monitor's CPU and memory usage of the group's containers (``AciApi.container_usage``)."""
         ...
 
 

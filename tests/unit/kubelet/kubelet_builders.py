@@ -62,6 +62,10 @@ class FakeAci:
             lines = lines[-tail:] if tail else []
         return "".join(f"{stamp(t)} {text}\n" if timestamps else f"{text}\n" for t, text in lines)
 
+    async def container_usage(self, name: str, *, start: dt.datetime, end: dt.datetime) -> api.GroupUsage:
+        """No usage known (tests of usage answer it themselves: test_usage_*.py)."""
+        return api.GroupUsage(grain_seconds=60.0, containers={})
+
     async def get(self, name: str) -> models.ContainerGroup:
         """The group with one container per log, running, or terminated once in ``ended``."""
         self.group_read.set()
