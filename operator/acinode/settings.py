@@ -267,6 +267,18 @@ class KubeletSettings:
     interactive_arm_max_queue_seconds: float = 10.0
     """Longest an interactive call waits for its budget before failing (429 to the client; a ``logs -f`` poll is
     skipped). Interactive calls also fail at once while ARM has paused the subscription's matching budget."""
+    serving_certificate_from_csr: bool = True
+    """Without ``cert_path``: ask the cluster for a serving certificate with a ``kubernetes.io/kubelet-serving``
+    CertificateSigningRequest (approved by an admin: ``kubectl certificate approve``), serve it once issued and
+    rotate it; the self-signed certificate is served until then. Off: self-signed only."""
+    serving_csr_expiration_seconds: int = 31536000
+    """Life asked of the serving certificate (CSR ``expirationSeconds``, at least 600); the signer issues at most
+    its own ``--cluster-signing-duration`` (a year by default)."""
+    serving_csr_poll_seconds: float = 5.0
+    """How often a pending CSR is read (and, before any virtual node is served, how often that is checked)."""
+    serving_certificate_rotation_fraction: float = 0.8
+    """Share of the certificate's life after which a new CSR is made (the current one is served until the new
+    one is issued). Between 0 and 1."""
 
 
 @dataclasses.dataclass(frozen=True)

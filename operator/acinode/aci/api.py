@@ -53,8 +53,8 @@ class GroupSummary:
 
 @dataclasses.dataclass(frozen=True)
 class ExecSession:
-    """Where to attach a terminal to a command started by ``exec_command``: connect to ``websocket_uri`` and
-    send ``password`` as the first message."""
+    """Where to attach a terminal to a command started by ``exec_command`` (or to a container's output, after
+    ``attach``): connect to ``websocket_uri`` and send ``password`` as the first message."""
 
     websocket_uri: str
     password: str = dataclasses.field(repr=False)
@@ -144,6 +144,11 @@ class AciApi(Protocol):
         cols: int = 80,
     ) -> ExecSession:
         """Start ``command`` in a running container; returns where to attach to it."""
+        ...
+
+    async def attach(self, name: types.ContainerGroupName, container: str) -> ExecSession:
+        """Attach to a container's output (ACI's attach: output only, no stdin, no terminal size); returns
+        where to read it, as ``exec_command`` does."""
         ...
 
     async def stop(self, name: types.ContainerGroupName) -> None:

@@ -50,7 +50,14 @@ async def exec_command(ctx: context.Context) -> web.StreamResponse:
             "ContainerNotRunning",
             f"The container '{runtime.name}' in container group '{group.name}' is not running.",
         )
-    session = ctx.emulator.sessions.create(group, runtime.name, "exec", str(raw.get("command") or "/bin/sh"))
+    size = raw.get("terminalSize") if isinstance(raw.get("terminalSize"), dict) else {}
+    rows, cols = size.get("rows"), size.get("cols")
+    terminal = (
+        (rows, cols) if isinstance(rows, int) and isinstance(cols, int) and rows > 0 and cols > 0 else None
+    )
+    session = ctx.emulator.sessions.create(
+        group, runtime.name, "exec", str(raw.get("command") or "/bin/sh"), terminal
+    )
     return _socket_response(ctx, session.id, session.password)
 
 

@@ -3,12 +3,16 @@
 Protocol (docs/emulator.md): the client's first frame is the password. Exec then runs the request's command
 string through the safe interpreter, sending its output as text frames (one per line, ending in ``\\n``), and
 closes with code ``4000 + exit status`` (reason ``exit status N``). A bare shell (``/bin/sh``, ``bash``) is
-interactive: each line the client sends runs in turn until ``exit``. Attach streams the container's log.
+interactive: each line the client sends runs in turn until ``exit``; the request's ``terminalSize`` is the
+session's terminal (``LINES``/``COLUMNS``, ``stty size``; 24×80 when absent), fixed for its life as ACI's is.
+Attach streams the container's log (output only: what the client sends is read and dropped) until the container
+terminates or the client leaves. The last sessions started are kept for tests (``recent``, hook ``GET sessions``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import secrets
 import time
 from dataclasses import dataclass
@@ -22,6 +26,8 @@ SESSION_TTL_SECONDS = 300.0
 EXIT_CLOSE_BASE = 4000
 AUTH_FAILED_CLOSE = 4401
 _FIRST_FRAME_TIMEOUT = 30.0
+_RECENT_SESSIONS = 100
+DEFAULT_TERMINAL = (24, 80)
 
 
 @dataclass
@@ -33,6 +39,8 @@ class Session:
     container: str
     command: str
     expires: float
+    rows: int = DEFAULT_TERMINAL[0]
+    cols: int = DEFAULT_TERMINAL[1]
 
 
 class ExecSessions:
@@ -40,8 +48,17 @@ class ExecSessions:
         self.store = state
         self.usage = usage_book
         self._sessions: dict[str, Session] = {}
+        self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=_RECENT_SESSIONS)
+        """The last sessions started, oldest first: kind, group, container, command, terminalSize."""
 
-    def create(self, group: store.GroupRecord, container: str, kind: str, command: str = "") -> Session:
+    def create(
+        self,
+        group: store.GroupRecord,
+        container: str,
+        kind: str,
+        command: str = "",
+        terminal: tuple[int, int] | None = None,
+    ) -> Session:
         now = time.time()
         for sid in [s for s, v in self._sessions.items() if v.expires < now]:
             del self._sessions[sid]
@@ -53,8 +70,19 @@ class ExecSessions:
             container,
             command,
             now + SESSION_TTL_SECONDS,
+            *(terminal or DEFAULT_TERMINAL),
         )
         self._sessions[session.id] = session
+        self.recent.append(
+            {
+                "kind": kind,
+                "resourceGroup": group.resource_group,
+                "containerGroup": group.name,
+                "container": container,
+                "command": command,
+                "terminalSize": {"rows": session.rows, "cols": session.cols} if kind == "exec" else None,
+            }
+        )
         return session
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -93,6 +121,7 @@ class ExecSessions:
             str(e["name"]): str(e.get("value", e.get("secureValue", "")))
             for e in spec["properties"].get("environmentVariables") or []
         }
+        env.update(LINES=str(session.rows), COLUMNS=str(session.cols))
         shell = script.Shell(write=lambda line: queue.put_nowait(line + "\n"), env=env, hostname=group.name)
         # `usage cpu=… memory=…` in an exec session sets the container's usage (busy loops of exec do not count).
         shell.load = self.usage.get(group.key, session.container) if self.usage is not None else None
@@ -113,7 +142,8 @@ class ExecSessions:
     ) -> None:
         sent = max(0, runtime.lines_written - len(runtime.logs))
         generation = group.generation
-        while not ws.closed:
+        reader = asyncio.create_task(_drain_input(ws))
+        while not ws.closed and not reader.done():
             lines = list(runtime.logs)
             first_index = runtime.lines_written - len(lines)
             for index, (_ts, line) in enumerate(lines):
@@ -124,7 +154,15 @@ class ExecSessions:
             if group.generation != generation or (current is not None and current.state == "Terminated"):
                 break
             await asyncio.sleep(0.1)
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
         await ws.close()
+
+
+async def _drain_input(ws: web.WebSocketResponse) -> None:
+    """Read and drop what an attach client sends (ACI's attach takes no input); returns when it closes."""
+    async for _msg in ws:
+        pass
 
 
 def _is_bare_shell(command: str) -> bool:

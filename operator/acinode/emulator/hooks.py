@@ -10,6 +10,7 @@
 | POST, DELETE resource-groups/{sub}/{rg}/missing | the resource group is (no longer) ResourceGroupNotFound |
 | GET, PATCH config | runtime settings (delays, quotas, throttles) by JSON name |
 | POST throttle/reset | refill every bucket and window |
+| GET sessions | the last exec and attach sessions started (kind, group, container, command, terminalSize) |
 """
 
 from __future__ import annotations
@@ -133,6 +134,10 @@ async def reset_throttle(emu: core.Emulator, request: web.Request, p: dict[str, 
     return _ok()
 
 
+async def get_sessions(emu: core.Emulator, request: web.Request, p: dict[str, str]) -> web.Response:
+    return _ok({"sessions": list(emu.sessions.recent)})
+
+
 _HOOKS: list[tuple[str, re.Pattern[str], Hook]] = [
     (m, re.compile(f"^{PREFIX}{path}/?$"), h)
     for m, path, h in [
@@ -150,6 +155,7 @@ _HOOKS: list[tuple[str, re.Pattern[str], Hook]] = [
         ("GET", "config", get_config),
         ("PATCH", "config", patch_config),
         ("POST", "throttle/reset", reset_throttle),
+        ("GET", "sessions", get_sessions),
     ]
 ]
 

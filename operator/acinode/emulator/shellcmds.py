@@ -125,6 +125,15 @@ async def _env(sh: script.Shell, args: list[str]) -> int:
     return 0
 
 
+async def _stty(sh: script.Shell, args: list[str]) -> int:
+    """`stty size`: the exec session's terminal, ``rows cols`` (ACI's ``terminalSize``)."""
+    if args != ["size"]:
+        sh.write("stty: only 'stty size' is emulated")
+        return 1
+    sh.write(f"{sh.env.get('LINES', '24')} {sh.env.get('COLUMNS', '80')}")
+    return 0
+
+
 async def _date(sh: script.Shell, args: list[str]) -> int:
     sh.write(dt.datetime.now(dt.UTC).strftime("%a %b %d %H:%M:%S UTC %Y"))
     return 0
@@ -202,6 +211,7 @@ BUILTINS: dict[str, Callable[[script.Shell, list[str]], Awaitable[int]]] = {
     "env": _env,
     "printenv": _env,
     "date": _date,
+    "stty": _stty,
     "pwd": _pwd,
     "whoami": _whoami,
     "uname": _uname,

@@ -6,7 +6,10 @@ Authentication (``--authentication-token-webhook`` with a client CA, anonymous o
 3. else anonymous (``system:anonymous``) only if explicitly enabled; otherwise 401.
 
 Authorization (``--authorization-mode=Webhook``): a SubjectAccessReview on ``nodes/<node>`` with the HTTP verb
-(GET→get, POST→create…) and the subresource of the path, as the kubelet's request attributes. Where a kubelet asks
+(GET→get, POST→create…) and the subresource of the path, as the kubelet's request attributes
+(``pkg/kubelet/server/auth.go``): ``/stats`` → stats, ``/metrics`` → metrics, ``/logs`` → log, ``/spec`` → spec,
+``/checkpoint`` → checkpoint; ``/pods`` and ``/runningpods`` → pods, ``/healthz`` → healthz, ``/configz`` → configz,
+``/statusz`` → statusz, each then proxy; everything else (exec, attach, portForward…) → proxy. Where a kubelet asks
 about several subresources (fine-grained authorization: ``/pods`` → ``pods`` then ``proxy``) any allowing answer
 allows. ``/containerLogs`` asks ``log`` then ``proxy``: a real kubelet asks only ``proxy``, so RBAC written for
 kubelets keeps working, and ``nodes/log`` alone is enough here. Allowing answers are cached
@@ -60,12 +63,22 @@ def subresources_for(path: str) -> tuple[str, ...]:
         return ("stats",)
     if under("/metrics"):
         return ("metrics",)
-    if under("/containerLogs") or under("/logs"):
+    if under("/containerLogs"):
         return ("log", "proxy")
+    if under("/logs"):
+        return ("log",)
+    if under("/spec"):
+        return ("spec",)
+    if under("/checkpoint"):
+        return ("checkpoint",)
     if under("/pods") or under("/runningpods"):
         return ("pods", "proxy")
     if under("/healthz"):
         return ("healthz", "proxy")
+    if under("/configz"):
+        return ("configz", "proxy")
+    if under("/statusz"):
+        return ("statusz", "proxy")
     return ("proxy",)
 
 

@@ -135,3 +135,35 @@ def exit_status_from_close(code: int | None, reason: str = "") -> ExitStatus:
     if code in (None, 1000, 1001, 1005):
         return ExitStatus(0)
     return ExitStatus(None, f"the ACI exec session ended abnormally (close code {code} {reason})".strip())
+
+
+@dataclasses.dataclass(frozen=True)
+class TerminalSize:
+    """The client's terminal, from the resize stream: ``{"Width": cols, "Height": rows}`` (Go's
+    ``remotecommand.TerminalSize``, JSON-encoded, one object per change)."""
+
+    rows: int = 24
+    cols: int = 80
+
+
+DEFAULT_TERMINAL_SIZE = TerminalSize()
+_MAX_TERMINAL_SIDE = 65535
+"""Go's TerminalSize fields are uint16."""
+
+
+def terminal_size(data: bytes) -> TerminalSize | None:
+    """The first size in a resize message, or None if it holds none (malformed, zero, or out of range)."""
+    try:
+        text = data.decode().lstrip()
+        value, _end = json.JSONDecoder().raw_decode(text)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    width, height = value.get("Width"), value.get("Height")
+    if not all(isinstance(side, int) and not isinstance(side, bool) for side in (width, height)):
+        return None
+    assert isinstance(width, int) and isinstance(height, int)
+    if not (0 < width <= _MAX_TERMINAL_SIDE and 0 < height <= _MAX_TERMINAL_SIDE):
+        return None
+    return TerminalSize(rows=height, cols=width)

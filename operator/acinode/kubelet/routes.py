@@ -7,21 +7,32 @@ become statuses through ``responses``. Paths are the kubelet's (``k8s.io/kuberne
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import time
 from collections.abc import Callable
 
 from aiohttp import web
 
 from acinode import clock, errors, settings
-from acinode.kubelet import channels, execbridge, logs, spdysession, stats, targets, usage, websocket
+from acinode.kubelet import (
+    logs,
+    podlists,
+    remotecommand,
+    responses,
+    stats,
+    targets,
+    usage,
+)
 from acinode.mapping import objects
 from acinode.mapping import status as status_mapping
 
 logger = logging.getLogger(__name__)
 
 FORWARDED_URI = "X-Forwarded-Uri"
+PORT_FORWARD_REFUSAL = (
+    "port forwarding to pod {pod} is not supported: it runs on an ACI-backed virtual node, and Azure Container "
+    "Instances has no port-forward API; reach the pod at its IP from inside its network, through a Service, "
+    "or with kubectl exec"
+)
 SPDY_STREAM_TIMEOUT_SECONDS = 30.0
 """How long the client has to create its SPDY streams (a kubelet's stream creation timeout)."""
 
@@ -54,7 +65,13 @@ class KubeletRoutes:
         app.router.add_get("/stats/summary", self.stats_summary)
         app.router.add_get("/metrics/resource", self.metrics_resource)
         app.on_cleanup.append(lambda _app: self.usage.close())
-        for path in ("/attach/{tail:.*}", "/portForward/{tail:.*}", "/run/{tail:.*}"):
+        app.router.add_get("/runningpods", self.running_pods)
+        app.router.add_get("/runningpods/", self.running_pods)
+        app.router.add_route("GET", "/attach/{namespace}/{pod}/{container}", self.attach)
+        app.router.add_route("POST", "/attach/{namespace}/{pod}/{container}", self.attach)
+        app.router.add_route("*", "/portForward/{namespace}/{pod}", self.port_forward)
+        app.router.add_route("*", "/portForward/{namespace}/{pod}/{uid}", self.port_forward)
+        for path in ("/attach/{tail:.*}", "/run/{tail:.*}"):
             app.router.add_route("*", path, self.not_supported)
 
     def node_hint(self, request: web.Request) -> str | None:
@@ -70,6 +87,16 @@ class KubeletRoutes:
             f"{request.path.split('/')[1]} is not supported by ACI-backed virtual nodes",
             code="NotImplemented",
         )
+
+    async def running_pods(self, request: web.Request) -> web.StreamResponse:
+        nodes = targets.nodes_for(self.directory, self.node_hint(request))
+        return web.json_response(podlists.running_pod_list(p for node in nodes for p in node.bound_pods()))
+
+    async def port_forward(self, request: web.Request) -> web.StreamResponse:
+        """ACI has no port-forward API: 501 with a Status saying so (after the pod is known: else 404)."""
+        info = request.match_info
+        targets.find_pod(self.directory, info["namespace"], info["pod"])
+        return responses.error_response(501, PORT_FORWARD_REFUSAL.format(pod=info["pod"]))
 
     async def pods(self, request: web.Request) -> web.StreamResponse:
         items = [
@@ -188,45 +215,9 @@ class KubeletRoutes:
             raise errors.InvalidRequestError(
                 "you must specify at least one command for the container", code="BadRequest"
             )
-        options = channels.stream_options_from_query(request.query)
-        is_websocket = websocket.is_websocket_request(request)
-        if not is_websocket and not spdysession.is_spdy_request(request):
-            raise errors.InvalidRequestError(
-                "exec needs a connection upgrade to websocket (v4/v5.channel.k8s.io) or SPDY/3.1",
-                code="BadRequest",
-            )
-        # Ask ACI first, so that its refusal (container not running…) is still an HTTP status.
-        started = time.monotonic()
-        session = await target.aci.exec_command(
-            target.group, target.aci_container, execbridge.command_string(command)
-        )
-        streams: websocket.WebSocketStreams | spdysession.SpdyStreams
-        if is_websocket:
-            streams = await websocket.WebSocketStreams.accept(
-                request, self.settings.websocket_max_message_bytes
-            )
-        else:
-            streams = await spdysession.SpdyStreams.accept(
-                request, options, SPDY_STREAM_TIMEOUT_SECONDS, self.settings
-            )
-        status = await execbridge.bridge(
-            streams,
-            session,
-            command,
-            options,
-            ssl_context=execbridge.ssl_context_for(target.aci.ca_bundle_path),
-            timeout_seconds=self.settings.exec_timeout_seconds,
-            max_message_bytes=self.settings.websocket_max_message_bytes,
-        )
-        logger.info(
-            "exec ended: %s",
-            json.dumps(status.to_status() if status else "client went away"),
-            extra={
-                "node": target.node_name,
-                "namespace": target.namespace,
-                "pod": target.pod_name,
-                "container_group": target.group,
-                "seconds": round(time.monotonic() - started, 3),
-            },
-        )
-        return streams.response
+        return await remotecommand.serve(request, target, "exec", command, self.settings)
+
+    async def attach(self, request: web.Request) -> web.StreamResponse:
+        info = request.match_info
+        target = targets.container_target(self.directory, info["namespace"], info["pod"], info["container"])
+        return await remotecommand.serve(request, target, "attach", (), self.settings)

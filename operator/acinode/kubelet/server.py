@@ -14,6 +14,7 @@ frames and buffers by ``spdysession`` and ``websocket``.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import ssl
@@ -24,7 +25,7 @@ from aiohttp import web
 from acinode import errors, settings
 from acinode.aci import ratelimit
 from acinode.kube import client
-from acinode.kubelet import auth, listener, responses, routes, sessions, targets, tls
+from acinode.kubelet import auth, certificates, listener, responses, routes, sessions, targets, tls
 
 logger = logging.getLogger(__name__)
 
@@ -75,15 +76,39 @@ class KubeletServer:
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         """The bound port once started (None if not serving)."""
+        self.certificates: certificates.ServingCertificates | None = None
+        """The cluster-issued serving certificate's keeper, when one is asked for (``certificates``)."""
+        self._certificate_task: asyncio.Task[None] | None = None
+        self._self_signed: tls.ServingCertificate | None = None
 
     async def ssl_context(self) -> ssl.SSLContext:
         certificate = tls.serving_certificate(self.settings, self.internal_ip)
+        if not self.settings.cert_path:
+            self._self_signed = certificate
         client_ca = await tls.client_ca_bundle(self.settings, self.kube)
         if client_ca is None and not self.settings.client_ca_path:
             logger.warning(
                 "kubelet API: no client CA, so client certificates are refused (tokens still work)"
             )
         return tls.server_ssl_context(certificate, client_ca)
+
+    def _keep_certificate(self, context: ssl.SSLContext) -> None:
+        """Ask the cluster for a serving certificate (kubelet-serving CSR) when none is configured."""
+        if self._self_signed is None or self.kube is None or not self.settings.serving_certificate_from_csr:
+            return
+        self.certificates = certificates.ServingCertificates(
+            self.kube, self.settings, context, self._self_signed, self.directory, internal_ip=self.internal_ip
+        )
+        self._certificate_task = asyncio.create_task(self._run_certificates(self.certificates))
+
+    @staticmethod
+    async def _run_certificates(keeper: certificates.ServingCertificates) -> None:
+        try:
+            await keeper.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("kubelet API: the serving certificate's keeper failed; the current one stays")
 
     async def start(self) -> bool:
         """Bind and serve. Returns False (after logging why) if the API cannot be served."""
@@ -127,9 +152,14 @@ class KubeletServer:
         addresses = runner.addresses
         self.port = int(addresses[0][1]) if addresses else self.requested_port
         logger.info("kubelet API serving on %s:%s", (self.settings.address or self.internal_ip), self.port)
+        self._keep_certificate(context)
         return True
 
     async def stop(self) -> None:
+        if self._certificate_task is not None:
+            self._certificate_task.cancel()
+            await asyncio.gather(self._certificate_task, return_exceptions=True)
+            self._certificate_task = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

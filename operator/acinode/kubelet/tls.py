@@ -111,6 +111,21 @@ def server_ssl_context(certificate: ServingCertificate, client_ca_pem: str | Non
     """TLS ≥ 1.2 with the serving certificate; verifies client certificates against ``client_ca_pem`` if given."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    load_certificate(context, certificate)
+    if client_ca_pem:
+        try:
+            context.load_verify_locations(cadata=client_ca_pem)
+        except (ssl.SSLError, ValueError) as err:
+            raise errors.ConfigurationError(f"kubelet client CA unusable: {err}") from err
+        context.verify_mode = ssl.CERT_OPTIONAL
+    else:
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def load_certificate(context: ssl.SSLContext, certificate: ServingCertificate) -> None:
+    """Make ``certificate`` the one ``context`` serves, from the next TLS handshake on (connections already
+    established keep theirs). ConfigurationError if it or its key is unusable (the context is then unchanged)."""
     # ssl loads certificates from files only: write them to a private temporary folder, then remove it.
     with tempfile.TemporaryDirectory(prefix="acinode-kubelet-") as folder:
         cert_file, key_file = os.path.join(folder, "tls.crt"), os.path.join(folder, "tls.key")
@@ -122,15 +137,6 @@ def server_ssl_context(certificate: ServingCertificate, client_ca_pem: str | Non
             context.load_cert_chain(cert_file, key_file)
         except (ssl.SSLError, ValueError) as err:
             raise errors.ConfigurationError(f"kubelet serving certificate or key unusable: {err}") from err
-    if client_ca_pem:
-        try:
-            context.load_verify_locations(cadata=client_ca_pem)
-        except (ssl.SSLError, ValueError) as err:
-            raise errors.ConfigurationError(f"kubelet client CA unusable: {err}") from err
-        context.verify_mode = ssl.CERT_OPTIONAL
-    else:
-        context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def client_identity(peercert: object) -> tuple[str, tuple[str, ...]] | None:

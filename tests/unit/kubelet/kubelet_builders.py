@@ -39,6 +39,9 @@ class FakeAci:
         self.logs: dict[str, list[tuple[float, str]]] = {}
         self.log_calls: list[tuple[str, str, int | None, bool]] = []
         self.exec_calls: list[tuple[str, str, str]] = []
+        self.exec_sizes: list[tuple[int, int]] = []
+        """The (rows, cols) each exec asked ACI for."""
+        self.attach_calls: list[tuple[str, str]] = []
         self.exec_server: FakeAciExecServer | None = None
         self.exec_error: errors.AcinodeError | None = None
         self.gone: set[str] = set()
@@ -95,10 +98,18 @@ class FakeAci:
         self, name: str, container: str, command: str, *, rows: int = 24, cols: int = 80
     ) -> api.ExecSession:
         self.exec_calls.append((name, container, command))
+        self.exec_sizes.append((rows, cols))
         if self.exec_error is not None:
             raise self.exec_error
         assert self.exec_server is not None, "no exec server"
         return self.exec_server.session(command)
+
+    async def attach(self, name: str, container: str) -> api.ExecSession:
+        self.attach_calls.append((name, container))
+        if self.exec_error is not None:
+            raise self.exec_error
+        assert self.exec_server is not None, "no exec server"
+        return self.exec_server.session("attach")
 
 
 class FakeAciExecServer:

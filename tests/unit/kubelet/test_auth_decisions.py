@@ -28,6 +28,12 @@ PROXIED = {"X-Forwarded-Uri": f"/api/v1/nodes/{NODE}/proxy/stats/summary"}
         ("/pods", ("pods", "proxy")),
         ("/healthz", ("healthz", "proxy")),
         ("/statsfoo", ("proxy",)),
+        ("/runningpods/", ("pods", "proxy")),
+        ("/logs/messages", ("log",)),
+        ("/spec/", ("spec",)),
+        ("/configz", ("configz", "proxy")),
+        ("/attach/ns/pod/c", ("proxy",)),
+        ("/portForward/ns/pod", ("proxy",)),
     ],
 )
 def test_paths_are_authorized_against_the_kubelets_subresources(

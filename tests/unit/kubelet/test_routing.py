@@ -10,7 +10,7 @@ import pytest
 from kubelet_builders import NODE, FakeNode, fake_node, running_pod
 
 from acinode import errors
-from acinode.kubelet import responses, targets
+from acinode.kubelet import responses, routes, targets
 
 Url = Callable[[str], str]
 PROXIED = {"X-Forwarded-Uri": f"/api/v1/nodes/{NODE}/proxy/stats/summary"}
@@ -102,13 +102,58 @@ async def test_exec_without_an_upgrade_is_a_bad_request(
         assert "upgrade" in (await response.json())["message"]
 
 
-async def test_port_forward_and_attach_are_refused_as_unsupported(
+async def test_port_forward_is_refused_as_not_implemented_naming_why(
     http: aiohttp.ClientSession, url: Url, node: FakeNode
 ) -> None:
     node.add(running_pod("web"))
-    async with http.post(url("/portForward/default/web")) as response:
-        assert response.status == 400
-        assert "not supported" in (await response.json())["message"]
+    async with http.post(url("/portForward/default/web?port=80")) as response:
+        assert response.status == 501
+        body = await response.json()
+    assert (body["kind"], body["reason"], body["code"]) == ("Status", "NotImplemented", 501)
+    assert body["message"] == routes.PORT_FORWARD_REFUSAL.format(pod="web")
+    assert "no port-forward API" in body["message"]
+
+
+async def test_port_forward_to_an_unknown_pod_is_not_found(http: aiohttp.ClientSession, url: Url) -> None:
+    async with http.post(url("/portForward/default/ghost")) as response:
+        assert response.status == 404
+
+
+async def test_runningpods_lists_pods_with_running_containers_in_the_kubelets_format(
+    http: aiohttp.ClientSession, url: Url, node: FakeNode
+) -> None:
+    node.add(running_pod("b", containers=("main", "side")))
+    node.add(running_pod("a"))
+    pending = running_pod("waiting")
+    pending["status"]["containerStatuses"][0]["state"] = {"waiting": {"reason": "ContainerCreating"}}
+    node.add(pending)
+    half = node.add(running_pod("half", containers=("main", "done")))
+    half["status"]["containerStatuses"][1]["state"] = {"terminated": {"exitCode": 0}}
+    for path in ("/runningpods/", "/runningpods"):
+        async with http.get(url(path), headers=PROXIED) as response:
+            assert response.status == 200
+            body = await response.json()
+        assert (body["kind"], body["apiVersion"], body["metadata"]) == ("PodList", "v1", {})
+        assert [p["metadata"]["name"] for p in body["items"]] == ["a", "b", "half"]
+        first = body["items"][0]
+        assert first == {
+            "metadata": {
+                "name": "a",
+                "namespace": "default",
+                "uid": "uid-default-a",
+                "creationTimestamp": None,
+            },
+            "spec": {"containers": [{"name": "main", "image": "busybox", "resources": {}}]},
+            "status": {},
+        }
+        assert [c["name"] for c in body["items"][1]["spec"]["containers"]] == ["main", "side"]
+        assert [c["name"] for c in body["items"][2]["spec"]["containers"]] == ["main"]
+
+
+async def test_runningpods_of_an_unserved_node_is_not_found(http: aiohttp.ClientSession, url: Url) -> None:
+    headers = {"X-Forwarded-Uri": "/api/v1/nodes/elsewhere/proxy/runningpods/"}
+    async with http.get(url("/runningpods/"), headers=headers) as response:
+        assert response.status == 404
 
 
 def test_a_pod_is_found_on_whichever_node_it_is_bound_to() -> None:
