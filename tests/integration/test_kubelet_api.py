@@ -244,11 +244,20 @@ def test_stats_summary_as_the_api_server_reads_it(
     pod = next(p for p in body["pods"] if p["podRef"]["name"] == "sized")
     assert pod["podRef"]["namespace"] == namespace
     assert pod["podRef"]["uid"] == core_v1.read_namespaced_pod("sized", namespace).metadata.uid
+
+    def sampled() -> dict[str, Any] | None:
+        body: dict[str, Any] = json.loads(proxied("/stats/summary"))
+        pod = next(p for p in body["pods"] if p["podRef"]["name"] == "sized")
+        return body if "cpu" in pod["containers"][0] else None
+
+    body = wait_until(sampled, 30, "Azure Monitor's usage in the summary")
+    pod = next(p for p in body["pods"] if p["podRef"]["name"] == "sized")
     (container,) = pod["containers"]
     assert container["name"] == "main"
-    assert container["cpu"]["usageNanoCores"] == 250_000_000, "ACI reports no usage: the request is reported"
-    assert container["memory"]["workingSetBytes"] >= 256 * 2**20
-    assert body["node"]["cpu"]["usageNanoCores"] >= 250_000_000
+    # An idle server in the emulator: 2 millicores and 24 MiB, not its 250m/256Mi requests.
+    assert container["cpu"]["usageNanoCores"] == 2_000_000
+    assert container["memory"]["workingSetBytes"] == 24 * 2**20
+    assert body["node"]["cpu"]["usageCoreNanoSeconds"] > 0
 
     resource = proxied("/metrics/resource")
     assert (
@@ -256,6 +265,71 @@ def test_stats_summary_as_the_api_server_reads_it(
         is not None
     )
     assert proxied("/healthz") == "ok"
+
+
+def scraped(text: str, namespace: str, pod: str) -> dict[str, float] | None:
+    """One container's point as metrics-server decodes ``/metrics/resource`` (cumulative CPU seconds, working
+    set, millisecond timestamp, start time); None when incomplete (metrics-server drops such a pod)."""
+    point: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or f'namespace="{namespace}",pod="{pod}"' not in line:
+            continue
+        name = line.split("{", 1)[0]
+        value, stamp = line.rsplit(" ", 2)[1:]
+        if name == "container_cpu_usage_seconds_total":
+            point.update(cpu=float(value), time=int(stamp) / 1000)
+        elif name == "container_memory_working_set_bytes":
+            point.update(memory=float(value), time=int(stamp) / 1000)
+        elif name == "container_start_time_seconds":
+            point["start"] = float(value)
+    return point if point.get("cpu", 0) > 0 and point.get("memory", 0) > 0 and "start" in point else None
+
+
+def test_a_metrics_server_scrape_shows_usage_change_when_the_container_does(
+    cluster: Any,
+    ready_virtual_node: dict[str, Any],
+    core_v1: client.CoreV1Api,
+    namespace: str,
+    kubelet_ports: KubeletPorts,
+) -> None:
+    assert cluster.control_plane is not None, "needs the project's own control plane (its PKI)"
+    pki = cluster.control_plane.pki_dir
+    apiserver_cert = (pki / "apiserver-kubelet-client.crt", pki / "apiserver-kubelet-client.key")
+    env = [{"name": "ACI_EMULATOR_CPU", "value": "100m"}, {"name": "ACI_EMULATOR_MEMORY", "value": "32Mi"}]
+    body = pod_body(ready_virtual_node, "worker", command=["sh", "-c", "sleep 3600"], env=env)
+    run_pod(core_v1, namespace, body)
+
+    def scrape() -> dict[str, float] | None:
+        # As metrics-server does: straight to the node's kubelet port, as the API server's kubelet client.
+        status, payload = kubelet_get(kubelet_ports.kubelet, "/metrics/resource", cert=apiserver_cert)
+        assert status == 200, (status, payload[:300])
+        return scraped(payload.decode(), namespace, "worker")
+
+    def rate_once(memory: float) -> float | None:
+        """metrics-server's CPU rate between two points of distinct timestamps, once memory reads ``memory``."""
+        first = wait_until(lambda: (p := scrape()) and p["memory"] == memory and p, 60, f"{memory} bytes")
+        second = wait_until(
+            lambda: (p := scrape()) and p["time"] > first["time"] + 1 and p, 30, "a newer point"
+        )
+        return (second["cpu"] - first["cpu"]) / (second["time"] - first["time"])
+
+    assert rate_once(32 * 2**20) == pytest.approx(0.1, abs=0.02)
+    result = kubectl(cluster, "exec", "-n", namespace, "worker", "--", "usage", "cpu=600m", "memory=96Mi")
+    assert result.returncode == 0, result.stderr
+    assert rate_once(96 * 2**20) == pytest.approx(0.6, abs=0.05)
+    summary = json.loads(
+        kubelet_get(
+            kubelet_ports.kubelet,
+            "/stats/summary",
+            cert=apiserver_cert,
+            headers={
+                "X-Forwarded-Uri": f"/api/v1/nodes/{ready_virtual_node['metadata']['name']}/proxy/stats/summary"
+            },
+        )[1]
+    )
+    worker = next(p for p in summary["pods"] if p["podRef"]["name"] == "worker")
+    assert worker["cpu"]["usageNanoCores"] == 600_000_000
+    assert worker["memory"]["workingSetBytes"] == 96 * 2**20
 
 
 # --- metrics ------------------------------------------------------------------------------------------------

@@ -96,6 +96,11 @@ def kubelet_operator_process(
         "ACINODE_METRICS_PORT": str(kubelet_ports.metrics),
         "ACINODE_METRICS_ADDRESS": "127.0.0.1",
         "ACINODE_PODS_STEADY_SYNC_SECONDS": "2",
+        # Usage from the emulator's Azure Monitor: one-second intervals, read every second.
+        "ACINODE_ACI_METRICS_GRAIN_SECONDS": "1",
+        "ACINODE_KUBELET_USAGE_SAMPLE_INTERVAL_SECONDS": "1",
+        "ACINODE_KUBELET_USAGE_READS_PER_SECOND": "20",
+        "ACINODE_KUBELET_USAGE_READ_BURST": "20",
     }
     process = OperatorProcess(cluster.kubeconfig, tmp_path / "operator.log", env=env)
     process.start()
