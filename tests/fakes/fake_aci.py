@@ -215,6 +215,12 @@ class FakeAciApi:
             raise errors.NotFoundError(f"container group {name} not found")
         return api.ExecSession(f"wss://aci.invalid/exec/{name}/{container}", "password")
 
+    async def attach(self, name: types.ContainerGroupName, container: str) -> api.ExecSession:
+        await self._call("attach")
+        if name not in self.groups:
+            raise errors.NotFoundError(f"container group {name} not found")
+        return api.ExecSession(f"wss://aci.invalid/attach/{name}/{container}", "password")
+
     async def stop(self, name: types.ContainerGroupName) -> None:
         await self._call("stop")
 

@@ -21,11 +21,11 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal
 
 from aiohttp import web
 
-from acinode import errors, settings, types
+from acinode import errors, settings
 from acinode.aci import api
 from acinode.kubelet import channels, execbridge, spdysession, targets, websocket
 
@@ -39,13 +39,6 @@ size as soon as its streams are up, so the wait is normally a round trip."""
 
 Kind = Literal["exec", "attach"]
 Item = tuple[int, bytes]
-
-
-@runtime_checkable
-class Attachable(Protocol):
-    """ACI's attach (``aci.api.AciApi.attach``), where the node's container access offers it."""
-
-    async def attach(self, name: types.ContainerGroupName, container: str) -> api.ExecSession: ...
 
 
 class _Replayed:
@@ -139,11 +132,8 @@ async def serve(
     size: channels.TerminalSize | None = None
     session: api.ExecSession | None = None
     if kind == "attach":
-        attacher = target.aci
-        if not isinstance(attacher, Attachable):
-            raise errors.InvalidRequestError("attach is not available for this node", code="BadRequest")
         # Ask ACI first, so that its refusal (container not running…) is still an HTTP status.
-        session = await attacher.attach(target.group, target.aci_container)
+        session = await target.aci.attach(target.group, target.aci_container)
     elif not options.tty:
         session = await target.aci.exec_command(
             target.group, target.aci_container, execbridge.command_string(command)

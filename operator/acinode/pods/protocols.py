@@ -45,6 +45,10 @@ class ContainerAccess(Protocol):
         cols: int = 80,
     ) -> api.ExecSession: ...
 
+    async def attach(self, name: types.ContainerGroupName, container: str) -> api.ExecSession:
+        """ACI's attach: the container's output only (``api.AciApi.attach``)."""
+        ...
+
     @property
     def ca_bundle_path(self) -> str | None:
         """The CA bundle ACI's endpoints are trusted with (a private cloud's), or None for the system's."""
