@@ -56,6 +56,10 @@ class FakeAciApi:
         self._faults: dict[str, list[tuple[BaseException, int | None]]] = collections.defaultdict(list)
         self._holds: dict[str, asyncio.Event] = {}
         self.closed = False
+        self.stopped: list[str] = []
+        """Names of the groups ``stop`` was called for, in order."""
+        self.stop_kills = False
+        """Whether ``stop`` terminates the group's containers at once (137); else they ignore it (SIGTERM)."""
 
     # --- test controls ------------------------------------------------------------------------------------------
 
@@ -223,6 +227,9 @@ class FakeAciApi:
 
     async def stop(self, name: types.ContainerGroupName) -> None:
         await self._call("stop")
+        self.stopped.append(name)
+        if self.stop_kills and name in self.groups:
+            self.exit(name, exit_code=137)
 
     async def start(self, name: types.ContainerGroupName) -> None:
         await self._call("start")

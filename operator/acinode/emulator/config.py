@@ -64,6 +64,8 @@ class EmulatorConfig:
     """Seconds each image pull takes."""
     backoff_base: float = 1.0
     backoff_max: float = 30.0
+    stop_timeout_seconds: float = 30.0
+    """How long a stop waits for a container that ignores SIGTERM (``trap '' TERM``) before killing it."""
     metrics_lag_seconds: float = 0.0
     """How far behind the containers Azure Monitor's metrics are: newer intervals carry no value yet (real Azure
     Monitor lags about 1-3 minutes; 0 keeps tests fast)."""
@@ -138,6 +140,7 @@ _RUNTIME_FIELDS: dict[str, tuple[str, ...]] = {
     "pullDelaySeconds": ("pull_delay",),
     "backoffBaseSeconds": ("backoff_base",),
     "backoffMaxSeconds": ("backoff_max",),
+    "stopTimeoutSeconds": ("stop_timeout_seconds",),
     "metricsLagSeconds": ("metrics_lag_seconds",),
     "pageSize": ("page_size",),
     "maxCpu": ("limits", "max_cpu"),

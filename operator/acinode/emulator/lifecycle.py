@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -28,6 +29,20 @@ def listener_key(group: store.GroupRecord) -> str:
 def exposed_ports(group: store.GroupRecord) -> list[int]:
     ip = group.properties.get("ipAddress") or {}
     return [int(p["port"]) for p in ip.get("ports") or [] if str(p.get("protocol", "TCP")).upper() == "TCP"]
+
+
+def has_subnet(group: store.GroupRecord) -> bool:
+    """In a virtual network: ACI gives such a group a private IP from the subnet, ``ipAddress`` or not."""
+    return bool(group.properties.get("subnetIds"))
+
+
+_TRAP_TERM = re.compile(r"""\btrap\s+(?:''|"")\s+[^;\n]*\b(?:SIG)?(?:TERM|15)\b""")
+
+
+def ignores_sigterm(spec: wire.Json) -> bool:
+    """The container's command ignores SIGTERM: ``trap '' TERM`` (or ``trap "" SIGTERM``, ``trap '' 15``)."""
+    words = [str(w) for w in (spec.get("properties", {}).get("command") or [])]
+    return any(_TRAP_TERM.search(word) for word in words)
 
 
 class Lifecycle:
@@ -72,12 +87,29 @@ class Lifecycle:
         self._spawn(group.key, self._provision(group, group.generation, op))
 
     async def stop(self, group: store.GroupRecord, state: str = "Stopped") -> None:
-        """Kill every container (Killing event, Terminated) and release the listeners."""
+        """Kill every container (Killing event, Terminated) and release the listeners.
+
+        A stop (``state`` Stopped) spares, for ``stop_timeout_seconds``, the running containers whose command
+        ignores SIGTERM (``trap '' TERM``): they stay Running (the group too) until then, then are killed."""
         self._cancel(group.key)
         group.generation += 1
         now = time.time()
+        spared: set[str] = set()
+        if state == "Stopped" and self.cfg.stop_timeout_seconds > 0:
+            spared = {
+                spec["name"]
+                for spec in group.container_specs()
+                if ignores_sigterm(spec)
+                and (runtime := group.containers.get(spec["name"])) is not None
+                and runtime.current is not None
+                and runtime.current.state == "Running"
+            }
         for runtime in list(group.init_containers.values()) + list(group.containers.values()):
             current = runtime.current
+            if runtime.name in spared and runtime in group.containers.values():
+                if current is not None:
+                    store.add_event(runtime.events, now, "Killing", f"Stopping container {runtime.name}")
+                continue
             if current is not None and current.state != "Terminated":
                 if current.state == "Running":
                     store.add_event(runtime.events, now, "Killing", f"Killing container {runtime.name}")
@@ -88,11 +120,25 @@ class Lifecycle:
                     137 if current.state == "Running" else 0,
                     "Killed",
                 )
-        group.state = state
+        if spared:
+            self._spawn(group.key, self._kill_after(group, group.generation, state))
+        else:
+            group.state = state
         self._finish_operation(
             group, "Canceled", {"code": "Canceled", "message": "The operation was canceled."}
         )
         await self.listeners.close(listener_key(group))
+        self.store.touch()
+
+    async def _kill_after(self, group: store.GroupRecord, gen: int, state: str) -> None:
+        """The end of a stop's wait for containers that ignore SIGTERM: kill them."""
+        await asyncio.sleep(self.cfg.stop_timeout_seconds)
+        if group.generation != gen:
+            return
+        current = asyncio.current_task()
+        self._tasks.get(group.key, set()).discard(current)
+        await self.stop(group, state="Killed")
+        group.state = state
         self.store.touch()
 
     async def remove(self, group: store.GroupRecord) -> None:
@@ -197,7 +243,7 @@ class Lifecycle:
 
     async def _open_network(self, group: store.GroupRecord) -> None:
         ports = exposed_ports(group)
-        if not group.properties.get("ipAddress"):
+        if not group.properties.get("ipAddress") and not has_subnet(group):
             return
         if group.ip is None:
             group.ip = self.pool.allocate()

@@ -59,6 +59,9 @@ def group_body(group: store.GroupRecord, *, list_view: bool = False) -> wire.Jso
     if isinstance(log_analytics, dict):
         log_analytics.pop("workspaceKey", None)
     ip = props.get("ipAddress")
+    if ip is None and props.get("subnetIds") and group.ip is not None:
+        # ACI gives every group in a subnet a private IP, whether the request asked for one or not.
+        ip = props["ipAddress"] = {"ports": [], "type": "Private"}
     if isinstance(ip, dict):
         if group.ip is not None:
             ip["ip"] = group.ip

@@ -203,6 +203,7 @@ BUILTINS: dict[str, Callable[[script.Shell, list[str]], Awaitable[int]]] = {
     "sleep": _sleep,
     "exit": _exit,
     "true": _true,
+    "trap": _true,  # signals are not delivered; ``trap '' TERM`` is read by the stop (lifecycle.ignores_sigterm)
     ":": _true,
     "false": _false,
     "cat": _cat,

@@ -18,6 +18,11 @@ CONFIG_ERROR = "CreateContainerConfigError"
 GROUP_LOST = "ContainerGroupLost"
 #: The exit code of a container killed with SIGKILL, reported for containers whose group vanished.
 KILLED_EXIT_CODE = 137
+#: The reason of a container killed by a stop or a deadline, as the container runtime reports a SIGKILL.
+KILLED_REASON = "Error"
+#: The kubelet's reason and message for a pod past its activeDeadlineSeconds (pkg/kubelet/active_deadline.go).
+DEADLINE_EXCEEDED = "DeadlineExceeded"
+DEADLINE_EXCEEDED_MESSAGE = "Pod was active on the node longer than the specified deadline"
 
 
 def _waiting_statuses(
@@ -159,17 +164,19 @@ def pod_status_for_quota_failure(
 
 
 def _ended(
-    statuses: list[objects.ContainerStatus], stamp: str, message: str
+    statuses: list[objects.ContainerStatus], stamp: str, message: str | None, reason: str = GROUP_LOST
 ) -> list[objects.ContainerStatus]:
-    """Container statuses with every unfinished container terminated as killed."""
+    """Container statuses with every unfinished container terminated as killed (exit code 137, ``reason``)."""
     ended_statuses: list[objects.ContainerStatus] = []
     for earlier in statuses:
         ended = objects.ContainerStatus(**earlier)
         state = earlier.get("state", {})
         if "terminated" not in state:
             terminated = objects.ContainerStateTerminated(
-                exitCode=KILLED_EXIT_CODE, reason=GROUP_LOST, message=message, finishedAt=stamp
+                exitCode=KILLED_EXIT_CODE, reason=reason, finishedAt=stamp
             )
+            if message:
+                terminated["message"] = message
             if "running" in state and state["running"].get("startedAt"):
                 terminated["startedAt"] = state["running"]["startedAt"]
             if earlier.get("containerID"):
@@ -213,4 +220,67 @@ def pod_status_for_lost_group(pod: objects.Pod, *, now: datetime.datetime) -> ob
         stamp,
         pod.get("metadata", {}).get("generation"),
     )
+    return result
+
+
+def _ended_conditions(
+    pod: objects.Pod, previous: objects.PodStatus, stamp: str
+) -> list[objects.PodCondition]:
+    return conditions.merged_conditions(
+        previous.get("conditions", []),
+        [
+            conditions.Condition(conditions.POD_SCHEDULED, True),
+            conditions.Condition(conditions.READY_TO_START, False),
+            conditions.Condition(conditions.INITIALIZED, True, "PodCompleted"),
+            conditions.Condition(conditions.CONTAINERS_READY, False, "PodCompleted"),
+            conditions.Condition(conditions.READY, False, "PodCompleted"),
+        ],
+        stamp,
+        pod.get("metadata", {}).get("generation"),
+    )
+
+
+def _with_containers_ended(
+    pod: objects.Pod, result: objects.PodStatus, stamp: str, message: str | None
+) -> objects.PodStatus:
+    previous = pod.get("status", {})
+    init = _ended(previous.get("initContainerStatuses", []), stamp, message, KILLED_REASON)
+    if init:
+        result["initContainerStatuses"] = init
+    app = _ended(previous.get("containerStatuses", []), stamp, message, KILLED_REASON)
+    if not app:
+        _, app = _waiting_statuses(pod, {}, ("ContainerCreating", None))
+    result["containerStatuses"] = app
+    result["conditions"] = _ended_conditions(pod, previous, stamp)
+    return result
+
+
+def pod_status_for_deadline_exceeded(pod: objects.Pod, *, now: datetime.datetime) -> objects.PodStatus:
+    """Failed, reason ``DeadlineExceeded``, as the kubelet ends a pod active longer than its
+    ``activeDeadlineSeconds``: running containers terminated as killed (137), finished ones keep their codes."""
+    previous = pod.get("status", {})
+    if conditions.is_terminal(previous):
+        return previous
+    stamp = conditions.timestamp(now)
+    result = conditions.base_status(pod, stamp, conditions.FAILED, None)
+    result["reason"] = DEADLINE_EXCEEDED
+    result["message"] = DEADLINE_EXCEEDED_MESSAGE
+    return _with_containers_ended(pod, result, stamp, None)
+
+
+def pod_status_for_terminated_pod(pod: objects.Pod, *, now: datetime.datetime) -> objects.PodStatus:
+    """The status a kubelet writes before a deleted pod leaves: every container terminated (those still running
+    when the grace period ran out as killed, 137), not ready; the phase terminal (Succeeded only when every
+    container exited 0). ``pod`` carries the latest status read from its stopped group."""
+    previous = pod.get("status", {})
+    if conditions.is_terminal(previous):
+        return previous
+    stamp = conditions.timestamp(now)
+    result = conditions.base_status(pod, stamp, conditions.FAILED, None)
+    result = _with_containers_ended(pod, result, stamp, None)
+    codes = [
+        s.get("state", {}).get("terminated", {}).get("exitCode") for s in result.get("containerStatuses", [])
+    ]
+    if codes and all(code == 0 for code in codes):
+        result["phase"] = conditions.SUCCEEDED
     return result

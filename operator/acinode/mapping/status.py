@@ -270,6 +270,11 @@ def pod_status_from_container_group(
     if group.ip_address is not None and group.ip_address.ip:
         status["podIP"] = group.ip_address.ip
         status["podIPs"] = [objects.PodIp(ip=group.ip_address.ip)]
+    if "podIP" not in status and phase == conditions.RUNNING and status.get("hostIP"):
+        # A group with no IP (public mode, no ports: ACI gives a public IP only with ports): the node's address,
+        # as a kubelet gives hostNetwork pods, so no Running pod is without an IP (docs/mapping.md).
+        status["podIP"] = status["hostIP"]
+        status["podIPs"] = [objects.PodIp(ip=status["hostIP"])]
     if reason:
         status["reason"] = reason
     if message:
@@ -329,3 +334,20 @@ def _wanted_conditions(
         containers_ready,
         ready,
     ]
+
+
+STOPPED_GROUP_STATES = ("Stopped", "Succeeded", "Failed")
+
+
+def is_group_stopped(group: models.ContainerGroup) -> bool:
+    """Whether the group's containers have all ended (after an ACI stop, or on their own)."""
+    view = group.instance_view
+    if view is not None and view.state in STOPPED_GROUP_STATES:
+        return True
+    containers = list(group.containers or [])
+    return bool(containers) and all(
+        c.instance_view is not None
+        and c.instance_view.current_state is not None
+        and c.instance_view.current_state.state == "Terminated"
+        for c in containers
+    )

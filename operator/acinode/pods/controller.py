@@ -204,7 +204,14 @@ class PodController:
             if pod["metadata"].get("deletionTimestamp"):
                 await self.lifecycle.delete(pod)
             elif not lifecycle.is_terminal(pod):
+                deadline = policy.active_deadline(pod)
+                left = (deadline - self.clock.now()).total_seconds() if deadline is not None else None
+                if left is not None and left <= 0:
+                    await self.lifecycle.deadline_exceeded(pod)
+                    return
                 await self.lifecycle.ensure(pod)
+                if left is not None:
+                    self.queue.add_after(key, left)  # the deadline's timer: the key comes back when it is due
         except errors.AcinodeError as err:
             decision = policy.decide_action_failure(err)
             assert decision.kind is not None

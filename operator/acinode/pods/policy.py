@@ -14,7 +14,13 @@ to retry or to refuse the pod until it changes (docs/architecture.md, "Failure s
 | any other AcinodeError | TRANSIENT | unchanged | yes, soon |
 
 ``decide_lost_group``: a group that vanished under a pod that ran is recreated (restartPolicy Always/OnFailure) or
-fails the pod (Never); an Event either way. No I/O, no clock (``now`` is passed in), no logging.
+fails the pod (Never); an Event either way.
+
+Deletion and deadlines, as a kubelet: ``grace_deadline`` is when a graceful deletion stops waiting for the stopped
+containers (the pod's ``deletionTimestamp``, which the API server sets to the deletion's start plus its grace
+period; None for a force deletion, grace 0); ``deletion_wait`` how long until the next look; ``active_deadline`` when
+a pod with ``activeDeadlineSeconds`` must end (``status.startTime`` plus it). No I/O, no clock (``now`` is passed
+in), no logging.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import dataclasses
 import datetime
 
 from acinode import errors
-from acinode.mapping import events, failures, objects
+from acinode.mapping import conditions, events, failures, objects
 from acinode.pods import retry
 
 
@@ -147,3 +153,67 @@ def decide_lost_group(pod: objects.Pod, *, now: datetime.datetime) -> LostGroup:
         status = None
     event = events.pod_event(pod, reason="ContainerGroupLost", message=message, now=now)
     return LostGroup(recreate=status is None, status=status, event=event)
+
+
+#: While a graceful deletion waits for the stopped group, how often it reads the group (seconds).
+STOP_POLL_SECONDS = 1.0
+
+
+def _parse_time(text: object) -> datetime.datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.UTC)
+
+
+def grace_deadline(pod: objects.Pod) -> datetime.datetime | None:
+    """When a graceful deletion gives up waiting for the containers to stop; None when the pod is not being
+    deleted gracefully (no deletion timestamp, grace 0 or unset, or a pod whose containers have all ended)."""
+    metadata = pod.get("metadata", {})
+    grace = metadata.get("deletionGracePeriodSeconds")
+    if not isinstance(grace, int) or grace <= 0 or conditions.is_terminal(pod.get("status", {})):
+        return None
+    return _parse_time(metadata.get("deletionTimestamp"))
+
+
+def deletion_wait(deadline: datetime.datetime, *, now: datetime.datetime, stopped: bool) -> float:
+    """Seconds to wait before the next look at a stopping group: 0 means finish now (the group stopped or the
+    grace period is over)."""
+    if stopped:
+        return 0.0
+    left = (deadline - now).total_seconds()
+    return 0.0 if left <= 0 else min(left, STOP_POLL_SECONDS)
+
+
+def active_deadline(pod: objects.Pod) -> datetime.datetime | None:
+    """When the pod has been active on the node longer than ``spec.activeDeadlineSeconds`` (counted from
+    ``status.startTime``, as the kubelet counts); None without a deadline or a start time, or once terminal."""
+    seconds = pod.get("spec", {}).get("activeDeadlineSeconds")
+    status = pod.get("status", {})
+    if not isinstance(seconds, int) or seconds <= 0 or conditions.is_terminal(status):
+        return None
+    started = _parse_time(status.get("startTime"))
+    return started + datetime.timedelta(seconds=seconds) if started is not None else None
+
+
+@dataclasses.dataclass(frozen=True)
+class DeadlineExceeded:
+    status: objects.PodStatus
+    event: events.PodEvent
+
+
+def decide_deadline_exceeded(pod: objects.Pod, *, now: datetime.datetime) -> DeadlineExceeded:
+    """The pod outlived its activeDeadlineSeconds: Failed, DeadlineExceeded, containers killed."""
+    return DeadlineExceeded(
+        failures.pod_status_for_deadline_exceeded(pod, now=now),
+        events.pod_event(
+            pod,
+            reason=failures.DEADLINE_EXCEEDED,
+            message=failures.DEADLINE_EXCEEDED_MESSAGE,
+            now=now,
+            kind="Normal",
+        ),
+    )

@@ -106,3 +106,34 @@ def test_a_running_pod_hit_by_quota_stays_running() -> None:
     assert (
         failures.pod_status_for_quota_failure(the_pod, code="q", message="x", now=NOW)["phase"] == "Running"
     )
+
+
+def test_deadline_exceeded_fails_the_pod_as_the_kubelet_does() -> None:
+    running = {
+        "metadata": {"name": "job-x", "namespace": "ns", "uid": "u"},
+        "spec": {"containers": [{"name": "main", "image": "busybox"}], "activeDeadlineSeconds": 5},
+        "status": {
+            "phase": "Running",
+            "podIP": "10.0.0.4",
+            "startTime": "2025-01-01T11:00:00Z",
+            "containerStatuses": [
+                {
+                    "name": "main",
+                    "ready": True,
+                    "restartCount": 0,
+                    "state": {"running": {"startedAt": "2025-01-01T11:00:00Z"}},
+                }
+            ],
+        },
+    }
+    result = failures.pod_status_for_deadline_exceeded(running, now=NOW)  # type: ignore[arg-type]
+    assert (result["phase"], result["reason"]) == ("Failed", "DeadlineExceeded")
+    assert result["message"] == "Pod was active on the node longer than the specified deadline"
+    terminated = result["containerStatuses"][0]["state"]["terminated"]
+    assert (terminated["exitCode"], terminated["reason"], terminated["startedAt"]) == (
+        137,
+        "Error",
+        "2025-01-01T11:00:00Z",
+    )
+    assert result["podIP"] == "10.0.0.4" and result["startTime"] == "2025-01-01T11:00:00Z"
+    assert failures.pod_status_for_terminated_pod({**running, "status": result}, now=NOW) == result  # type: ignore[arg-type]

@@ -399,3 +399,35 @@ def test_containers_are_matched_by_their_aci_names() -> None:
     result = _status(group, _pod("a--b"))
     assert result["containerStatuses"][0]["name"] == "a--b"
     assert "running" in result["containerStatuses"][0]["state"]
+
+
+def test_a_running_pod_whose_group_has_no_ip_reports_the_node_address() -> None:
+    """Public mode, no ports: ACI gives the group no IP; the pod reports the host IP as a hostNetwork pod does."""
+    result = _status(aci({"app": view(state("Running"))}, ip=None), _pod())
+    assert (result["phase"], result["podIP"], result["podIPs"]) == (
+        "Running",
+        "10.240.0.4",
+        [{"ip": "10.240.0.4"}],
+    )
+
+
+def test_a_pending_pod_without_a_group_ip_has_no_pod_ip() -> None:
+    result = _status(
+        aci({"app": view(state("Waiting", detail="Pulling"))}, ip=None, group_state="Pending"), _pod()
+    )
+    assert result["phase"] == "Pending" and "podIP" not in result
+
+
+@pytest.mark.parametrize(
+    ("containers", "group_state", "stopped"),
+    [
+        ({"app": view(state("Running"))}, "Running", False),
+        ({"app": view(state("Terminated", exit_code=137))}, "Running", True),
+        ({"app": view(state("Running"))}, "Stopped", True),
+        ({"app": view(state("Terminated", exit_code=137)), "b": view(state("Running"))}, "Running", False),
+    ],
+)
+def test_a_group_is_stopped_when_aci_says_so_or_every_container_ended(
+    containers: dict[str, Any], group_state: str, stopped: bool
+) -> None:
+    assert status.is_group_stopped(aci(containers, group_state=group_state)) is stopped
