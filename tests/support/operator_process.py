@@ -6,7 +6,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 ACINODE = Path(sys.executable).with_name("acinode")
@@ -20,17 +21,29 @@ FAST_SETTINGS = {
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, log_path: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.env = {**os.environ, **FAST_SETTINGS, **(env or {})}
+        # One identity per OperatorProcess, kept across its restarts (as a StatefulSet pod keeps its name): a
+        # restarted operator resumes the VirtualNode Leases of its previous run at once instead of waiting for
+        # them to expire. Safe because this object runs at most one process at a time.
+        self.env.setdefault("ACINODE_REPLICA_ID", f"test-{uuid.uuid4().hex[:8]}")
+        self.extra_args = list(extra_args)
+        """More ``acinode run`` flags, e.g. ``--replica-id``."""
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         assert self.process is None or self.process.poll() is not None, "already running"
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [str(ACINODE), "run", "--kubeconfig", str(self.kubeconfig), "--verbose"],
+                [str(ACINODE), "run", "--kubeconfig", str(self.kubeconfig), "--verbose", *self.extra_args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
