@@ -149,6 +149,7 @@ def test_a_force_delete_removes_the_group_at_once(
     body["spec"]["terminationGracePeriodSeconds"] = 60
     core_v1.create_namespaced_pod(namespace, body)
     _running(core_v1, namespace, "forced")
+    assert len(arm.list_groups(emulator, resource_group(vn))) == 1
     started = time.monotonic()
     core_v1.delete_namespaced_pod("forced", namespace, grace_period_seconds=0)
     wait_until(lambda: not arm.list_groups(emulator, resource_group(vn)), 20, "the group gone")
