@@ -41,9 +41,7 @@ def logged_errors(stack: Replicas, since: dict[str, int], *, besides: tuple[str,
             continue
         text = operator.log_text()[since.get(name, 0) :]
         found += [
-            f"{name}: {line[:200]}"
-            for line in text.splitlines()
-            if "ERROR" in line or "Traceback" in line
+            f"{name}: {line[:200]}" for line in text.splitlines() if "ERROR" in line or "Traceback" in line
         ]
     return found
 

@@ -265,7 +265,9 @@ class PodLifecycle:
         memory = self.memory.setdefault(metadata["uid"], PodMemory())
         deadline = policy.grace_deadline(pod)
         listed, group_uid = self._group_uid(name)
-        graceful = deadline is not None and not memory.group_deleted and listed and group_uid == metadata["uid"]
+        graceful = (
+            deadline is not None and not memory.group_deleted and listed and group_uid == metadata["uid"]
+        )
         if graceful and deadline is not None and not await self._stop_gracefully(pod, name, memory, deadline):
             return  # still stopping: the work queue brings the pod back
         await self._delete_group(pod, name, memory)
