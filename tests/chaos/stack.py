@@ -155,7 +155,9 @@ class Observer:
         self.seen.pod_uids.add(uid)
         if pod.metadata.deletion_timestamp is not None:
             self.seen.marked_for_deletion.add(uid)
-        if pod.status and pod.status.phase == "Failed" and uid not in self.seen.failed_pods:
+        # A pod being deleted ends in a terminal phase before it goes, as a kubelet ends it: not a failure.
+        failed = pod.status and pod.status.phase == "Failed" and pod.metadata.deletion_timestamp is None
+        if failed and uid not in self.seen.failed_pods:
             self.seen.failed_pods.append(uid)
         if kind == "DELETED" and uid not in self.seen.marked_for_deletion:
             self.seen.unexpected_deletions.append(f"{pod.metadata.name} ({uid})")

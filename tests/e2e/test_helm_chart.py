@@ -293,6 +293,9 @@ EXPECTED_CLUSTER_GRANTS = {
     *(("apiextensions.k8s.io", "customresourcedefinitions", v, None) for v in ("get", "list", "watch")),
     *(("kopf.dev", "clusterkopfpeerings", v, None) for v in ("get", "list", "watch")),
     ("kopf.dev", "clusterkopfpeerings", "patch", ("acinode",)),
+    # The kubelet API's serving certificate (a kubernetes.io/kubelet-serving CSR), never its approval.
+    *(("certificates.k8s.io", "certificatesigningrequests", v, None) for v in ("create", "get", "watch")),
+    ("certificates.k8s.io", "signers", "create", ("kubernetes.io/kubelet-serving",)),
 }
 EXPECTED_LEASE_GRANTS = {
     ("coordination.k8s.io", "leases", v, None) for v in ("get", "create", "patch", "delete")

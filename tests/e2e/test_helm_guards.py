@@ -48,6 +48,20 @@ def installed(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     namespace = f"acinode-guards-{uuid.uuid4().hex[:6]}"
     values = {"peering": {"name": f"peering-{namespace}"}}
     with installed_release(helm, cluster, RELEASE, namespace, values) as release:
+        # The API server loads new admission policies asynchronously: wait until the node guard refuses (a
+        # server-side dry run of a Node without its VirtualNode uid), so no test races the policy's arrival.
+        probe = json.dumps(
+            node_body(f"guard-probe-{uuid.uuid4().hex[:6]}", {"acinode.dev/virtual-node": "p"})
+        )
+        wait_until(
+            lambda: (
+                not as_operator(cluster, release, "create", "--dry-run=server", "-f", "-", input_text=probe)[
+                    0
+                ]
+            ),
+            60,
+            "the admission guards in force",
+        )
         yield release
 
 

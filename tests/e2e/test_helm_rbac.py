@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from acinode.mapping import names
+from acinode.mapping import election, names
 from contract import emulated
 from helm import chart
 from helm.release import ChartReplica, Installed, installed_release, service_account_kubeconfig
@@ -125,7 +125,9 @@ REFUSED = [
     ("impersonate", "users", ""),
     ("impersonate", "serviceaccounts", "kube-system"),
     ("create", "serviceaccounts", "shop"),
-    ("create", "certificatesigningrequests.certificates.k8s.io", ""),
+    # CSRs: the kubelet-serving signer only (the serving certificate), never approval.
+    ("update", "certificatesigningrequests.certificates.k8s.io/approval", ""),
+    ("approve", "signers.certificates.k8s.io/kubernetes.io/kube-apiserver-client", ""),
     ("patch", "validatingadmissionpolicies.admissionregistration.k8s.io", ""),
     ("delete", "customresourcedefinitions.apiextensions.k8s.io/virtualnodes.acinode.dev", ""),
     ("create", "customresourcedefinitions.apiextensions.k8s.io", ""),
@@ -349,12 +351,14 @@ def test_operator_runs_the_seed_story_under_the_chart_service_account(
     coordination: Any = client.CoordinationV1Api(api_client)
     core: Any = core_v1
 
-    # Peering: the replica's keep-alive lands in the release's ClusterKopfPeering.
-    def keepalive() -> Any:
-        peering = custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", installed.peering)
-        return (peering.get("status") or {}).get(chart_replica.pod_name)
+    # Every replica works: it announces itself with a presence Lease in the release namespace, held by its pod name.
+    def presence() -> Any:
+        lease = coordination.read_namespaced_lease(
+            election.replica_lease_name(chart_replica.pod_name), installed.namespace
+        )
+        return lease.spec.holder_identity
 
-    assert wait_until(keepalive, 60, "the operator's peering keep-alive")["priority"] == 0
+    assert wait_until(presence, 60, "the replica's presence Lease") == chart_replica.pod_name
     # The probes' target: Kopf's health endpoint, where the chart's --liveness flag puts it.
     health = f"http://127.0.0.1:{chart_replica.health_port}/healthz"
     with urllib.request.urlopen(health, timeout=10) as response:

@@ -122,9 +122,11 @@ def test_scale_up_to_30_and_back_to_zero(
     assert {g["tags"]["acinode.pod-uid"] for g in groups} == uids, "exactly one group per pod"
 
     apps.patch_namespaced_deployment_scale("burst", namespace, {"spec": {"replicas": 0}})
+    # Each graceful deletion costs two ARM writes (stop, then delete) on top of the 30 creates: with the default
+    # write budget (burst 50, then 0.3/s, ARM's hourly write limit) the last ones wait for it, about 2 minutes.
     wait_until(
         lambda: not core_v1.list_namespaced_pod(namespace, label_selector="app=burst").items,
-        60,
+        240,
         "all pods gone",
     )
     wait_until(lambda: not arm.list_groups(emulator, resource_group(ready_node)), 30, "all groups gone")
