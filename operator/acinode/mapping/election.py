@@ -199,9 +199,16 @@ def decide_acquire(
     return Decision(Action.WAIT, f"{was}; this replica already serves {held} (share {share})")
 
 
-def has_extra(held: int, share: int) -> bool:
-    """Whether a replica serving ``held`` VirtualNodes should give one up (more than its share + 1)."""
-    return share > 0 and held > share + 1
+def has_extra(held: int, share: int, fewest_elsewhere: int | None = None) -> bool:
+    """Whether a replica serving ``held`` VirtualNodes should give one up: more than its share + 1, or more than
+    its share while another live replica serves at least two fewer (``fewest_elsewhere``: the least any other live
+    replica serves; None when there is none). Moving one then makes the spread strictly better, so shedding
+    converges (it stops once no two live replicas differ by two or more) and never ping-pongs."""
+    if share <= 0:
+        return False
+    if held > share + 1:
+        return True
+    return fewest_elsewhere is not None and held > share and held - fewest_elsewhere >= 2
 
 
 def fence_deadline(renewal_sent_at: float, duration_seconds: float, margin_seconds: float) -> float:

@@ -98,6 +98,26 @@ class LeaseBoard:
         }
         return 1 + len(others)
 
+    def fewest_held_elsewhere(self, me: str) -> int | None:
+        """The fewest VirtualNodes any other live replica holds (as observed here); None when there is none."""
+        now = self.monotonic()
+        others = {
+            o.record.holder: 0
+            for o in self.observations.values()
+            if o.record is not None
+            and o.record.kind == election.KIND_REPLICA
+            and o.record.holder != me
+            and election.is_live_replica(o, now)
+        }
+        for o in self.observations.values():
+            record = o.record
+            held = (
+                record is not None and record.kind == election.KIND_VIRTUAL_NODE and record.holder in others
+            )
+            if held and record is not None and election.standing(o, "", now)[0] is election.Standing.HELD:
+                others[record.holder] += 1
+        return min(others.values()) if others else None
+
 
 class Ownership:
     """One replica's side of VirtualNode ownership, shared by its daemons and delete handlers."""
@@ -130,11 +150,13 @@ class Ownership:
         return election.fair_share(len(self.known), self.board.live_replicas(self.replica_id))
 
     def may_shed(self) -> bool:
-        """Whether one held VirtualNode may be given up now (more than share + 1, at most one per interval)."""
+        """Whether one held VirtualNode may be given up now (``election.has_extra``; at most one per interval)."""
         now = self.monotonic()
         if now - self._last_shed < self.settings.rebalance_interval_seconds:
             return False
-        if not election.has_extra(len(self.held), self.share()):
+        if not election.has_extra(
+            len(self.held), self.share(), self.board.fewest_held_elsewhere(self.replica_id)
+        ):
             return False
         self._last_shed = now
         return True

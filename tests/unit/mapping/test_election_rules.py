@@ -93,10 +93,27 @@ def test_fair_share_is_the_ceiling(virtual_nodes: int, replicas: int, share: int
 
 
 @pytest.mark.parametrize(
-    ("held", "share", "extra"), [(10, 10, False), (11, 10, False), (12, 10, True), (1, 0, False)]
+    ("held", "share", "fewest_elsewhere", "extra"),
+    [
+        (10, 10, None, False),
+        (11, 10, None, False),
+        (12, 10, None, True),
+        (1, 0, None, False),
+        # Two replicas, two VirtualNodes, one replica started first and took both: give one up.
+        (2, 1, 0, True),
+        # Balanced within one: nothing moves (no ping-pong).
+        (11, 10, 10, False),
+        (11, 11, 9, False),
+        (10, 10, 8, False),
+        (11, 10, 9, True),
+        # The only replica: keeps everything.
+        (30, 30, None, False),
+    ],
 )
-def test_a_replica_gives_up_work_only_above_its_share_plus_one(held: int, share: int, extra: bool) -> None:
-    assert election.has_extra(held, share) is extra
+def test_a_replica_gives_up_work_only_when_that_improves_the_spread(
+    held: int, share: int, fewest_elsewhere: int | None, extra: bool
+) -> None:
+    assert election.has_extra(held, share, fewest_elsewhere) is extra
 
 
 ACQUIRE, WAIT = election.Action.ACQUIRE, election.Action.WAIT
