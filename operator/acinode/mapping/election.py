@@ -11,7 +11,8 @@ clock skew between machines does not matter. The holder stops its work earlier (
 
 Spread: with ``M`` VirtualNodes and ``N`` live replicas, a replica takes a free Lease only while it holds fewer
 than ``fair_share(M, N)`` (ceil(M/N)), unless the Lease has been free for the grace period (then anyone takes it:
-availability beats balance); a replica holding more than its share + 1 gives one up now and then.
+availability beats balance); a replica that holds more than its fair share while another holds two fewer gives
+one up now and then (``has_extra``).
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ class Ending(enum.Enum):
     LOST = "lost"
     """Another replica holds the Lease now."""
     SHED = "shed"
-    """This replica serves more than its share + 1: given up so that another takes it."""
+    """This replica serves more than its fair share (``election.has_extra``): given up so that another takes it."""
 
 
 class LeaseBoard:
