@@ -141,16 +141,23 @@ class Ownership:
         self.board = LeaseBoard(kube, namespace, monotonic)
         self.known: set[str] = set()
         """VirtualNodes whose daemon runs on this replica (M of the fair share)."""
-        self.held: set[str] = set()
-        """VirtualNodes this replica serves now."""
+        self.held: dict[str, float] = {}
+        """VirtualNodes this replica serves now, each with the monotonic time it was taken (oldest first)."""
         self._last_shed = -float("inf")
         self.presence = LeaseHold(self, election.replica_lease_name(replica_id), election.KIND_REPLICA)
 
     def share(self) -> int:
         return election.fair_share(len(self.known), self.board.live_replicas(self.replica_id))
 
-    def may_shed(self) -> bool:
-        """Whether one held VirtualNode may be given up now (``election.has_extra``; at most one per interval)."""
+    def youngest_held(self) -> str | None:
+        return max(self.held, key=self.held.__getitem__, default=None)
+
+    def may_shed(self, name: str | None = None) -> bool:
+        """Whether one held VirtualNode (``name``, when given) may be given up now (``election.has_extra``; at most
+        one per interval). Only the one taken last is given up: a VirtualNode this replica has served all along
+        stays put, so a takeover moves only the dead replica's VirtualNodes, never a live one's."""
+        if name is not None and name != self.youngest_held():
+            return False
         now = self.monotonic()
         if now - self._last_shed < self.settings.rebalance_interval_seconds:
             return False
@@ -441,11 +448,11 @@ async def serve_virtual_node(
                 logger.info(
                     "serving VirtualNode %s (%s)", name, decision.reason, extra={"virtual_node": name}
                 )
-                ownership.held.add(name)
+                ownership.held[name] = ownership.monotonic()
                 try:
-                    ending = await hold.keep(serve, stop=stop, shed=ownership.may_shed)
+                    ending = await hold.keep(serve, stop=stop, shed=lambda: ownership.may_shed(name))
                 finally:
-                    ownership.held.discard(name)
+                    ownership.held.pop(name, None)
                 if ending is Ending.SHED:
                     logger.info(
                         "VirtualNode %s given up: this replica serves more than its share",

@@ -159,10 +159,10 @@ async def test_the_serving_loop_runs_the_work_only_while_holding_and_releases_on
     stop = asyncio.Event()
     loop = asyncio.create_task(ownership.serve_virtual_node(a, "vn-1", "uid-1", serve, stop))
     await asyncio.wait_for(serving.wait(), 1)
-    assert a.held == {"vn-1"} and lease(kube).holder == "a"
+    assert set(a.held) == {"vn-1"} and lease(kube).holder == "a"
     stop.set()
     assert await loop is ownership.Ending.STOPPED
-    assert a.held == set() and a.known == set()
+    assert not a.held and a.known == set()
     assert lease(kube).holder == ""  # released at once: the next replica need not wait for expiry
 
 
@@ -199,12 +199,12 @@ async def test_replicas_take_free_leases_only_up_to_their_fair_share() -> None:
     for name in names:
         decision = await ownership.virtual_node_hold(a, name, "").take()
         if decision.action is election.Action.ACQUIRE:
-            a.held.add(name)
+            a.held[name] = clocks[0].monotonic()
             taken.append(name)
     assert taken == names[:2], "a stops at its share"
     for name in names[2:]:
         assert (await ownership.virtual_node_hold(b, name, "").take()).action is election.Action.ACQUIRE
-        b.held.add(name)
+        b.held[name] = clocks[1].monotonic()
     # A Lease free for the grace period is taken by anyone (availability beats balance).
     kube.put(
         f"{LEASES}/acinode-vn-vn-9",
@@ -228,13 +228,14 @@ async def test_a_replica_above_its_share_plus_one_sheds_one_at_a_time() -> None:
     clock = FakeClock()
     a = replica(kube, "a", clock)
     a.known = {f"vn-{i}" for i in range(6)}
-    a.held.update(a.known)
+    a.held.update((name, float(i)) for i, name in enumerate(sorted(a.known)))
     assert not a.may_shed()  # alone: its share is all six
     other = replica(kube, "b", FakeClock())
     await other.announce_once()
     await a.announce_once()  # b is live: share 3, a holds 6 > 4
-    assert a.may_shed()
-    assert not a.may_shed(), "at most one per rebalance interval"
+    assert not a.may_shed("vn-0"), "only the VirtualNode taken last is given up"
+    assert a.may_shed("vn-5")
+    assert not a.may_shed("vn-5"), "at most one per rebalance interval"
     clock.advance(CONFIG.rebalance_interval_seconds)
     assert a.may_shed()
 
