@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from acinode import settings, types
 from acinode.aci import ratelimit
@@ -14,21 +13,6 @@ from acinode.node import keeper
 from acinode.pods import protocols, reconciler
 from acinode.runtime import ownership as ownership_
 from acinode.runtime import virtualnode as runtime
-
-V = TypeVar("V")
-
-
-class Registry(dict[str, V]):
-    """A dict that calls its listeners with every value put in (the metrics time each reconciler's passes)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.listeners: list[Callable[[V], None]] = []
-
-    def __setitem__(self, key: str, value: V) -> None:
-        super().__setitem__(key, value)
-        for listener in self.listeners:
-            listener(value)
 
 
 @dataclasses.dataclass
@@ -40,7 +24,7 @@ class Services:
     cluster_id: types.ClusterId
     runtimes: dict[str, runtime.VirtualNodeRuntime] = dataclasses.field(default_factory=dict)
     """The running runtime of each VirtualNode, by VirtualNode name."""
-    reconcilers: Registry[reconciler.NodePodReconciler] = dataclasses.field(default_factory=Registry)
+    reconcilers: dict[str, reconciler.NodePodReconciler] = dataclasses.field(default_factory=dict)
     """The pod controllers serving pods now, by VirtualNode name (the kubelet API and the metrics read them)."""
     limiters: ratelimit.SubscriptionLimiters | None = None
     """One ARM rate budget per subscription, shared by the clients of every VirtualNode in it."""

@@ -94,9 +94,11 @@ class NodeKeeper:
         """Re-check registration and status now (the Node was deleted, the spec changed)."""
         self._poked.set()
 
-    def update_config(self, config: virtualnode.VirtualNodeConfig) -> None:
+    def update_config(self, config: virtualnode.VirtualNodeConfig, *, reclaim: bool = True) -> None:
+        """Follow an edited spec. ``reclaim``: the edit touches the Node (labels, taints, capacity, which may also
+        be refused), so claim it again; otherwise only the reported generation moves on."""
         self.config = config
-        self._claim_due = True  # the new spec may be refused, or change the Node's labels and taints
+        self._claim_due = self._claim_due or reclaim
         self.poke()
 
     async def _call(self, coroutine: Any) -> Any:

@@ -155,6 +155,7 @@ class VirtualNodeRuntime:
         effects = virtualnode.change_effects(self.config, config)
         self.config = config
         if effects == virtualnode.Effect.NONE:
+            self.keeper.update_config(config, reclaim=False)  # the new generation is observed all the same
             return effects
         logger.info("spec changed: %s", effects, extra=self._log())
         if effects & virtualnode.Effect.BACKEND:
@@ -164,7 +165,8 @@ class VirtualNodeRuntime:
                 await self._reload_placement_secrets()
             if not self._rebuild.is_set():
                 self.controller.update_placement(self.placement())
-        self.keeper.update_config(config)  # also re-checks the spec's labels and the Node's ownership
+        # A Node-shaping edit also re-checks the spec's labels and the Node's ownership (a claim: one Node GET).
+        self.keeper.update_config(config, reclaim=bool(effects & virtualnode.Effect.NODE))
         return effects
 
     async def _reload_placement_secrets(self) -> None:

@@ -19,6 +19,7 @@ from node_builders import IDENTITY, fast_settings, node_path, virtual_node
 
 from acinode import errors, types
 from acinode.aci import ratelimit
+from acinode.kube import resources
 from acinode.mapping import placement, virtualnode
 from acinode.runtime import virtualnode as runtime
 from fakes.changes import Changes
@@ -178,6 +179,24 @@ async def test_placement_edits_reach_the_running_controller_in_place() -> None:
         [controller] = h.controllers
         assert controller.placements[-1].cluster_dns == placement.ClusterDnsSettings(nameserver="10.0.0.99")
         assert len(h.opened) == 1 and not h.opened[0].closed  # no rebuild
+
+
+async def test_a_placement_edit_reports_its_generation_without_touching_the_node() -> None:
+    async with harness() as h:
+        await h.until(lambda: h.controllers and h.controllers[0].running.is_set(), "served")
+        await h.until(lambda: observed_generation(h.kube) == 1, "generation 1 observed")
+        h.kube.reset_calls()
+        changed = virtualnode.virtual_node_config_from_resource(
+            virtual_node(generation=2, dns={"clusterDNS": ["10.0.0.99"]})
+        )
+        assert await h.runtime.apply(changed) == virtualnode.Effect.PLACEMENT
+        await h.until(lambda: observed_generation(h.kube) == 2, "generation 2 observed")
+        assert h.kube.count(path=node_path()) == 0, "a placement edit needs no Node request"
+
+
+def observed_generation(kube: FakeKube) -> object:
+    stored = kube.stored(resources.virtual_node_path("vn-1")) or {}
+    return stored.get("status", {}).get("observedGeneration")
 
 
 async def test_label_edits_reach_the_node() -> None:
