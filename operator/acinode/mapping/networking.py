@@ -113,11 +113,16 @@ def _merge_unique(base: list[str], more: list[str]) -> list[str]:
 
 
 def aci_dns_config_from_pod(
-    pod: objects.Pod, where: placement.GroupPlacement, found: problems.Problems
+    pod: objects.Pod, where: placement.GroupPlacement, found: problems.Problems, *, inject_dns: bool = True
 ) -> models.DnsConfiguration | None:
-    """resolv.conf settings as a kubelet composes them for the pod's dnsPolicy and dnsConfig."""
+    """resolv.conf settings as a kubelet composes them for the pod's dnsPolicy and dnsConfig.
+
+    ``inject_dns=False`` (VN2's ``injectdns: "false"``) leaves the cluster DNS out, so ClusterFirst resolves
+    through ACI's own resolver, as policy Default does; the pod's own dnsConfig still applies."""
     spec = pod.get("spec", {})
     policy = spec.get("dnsPolicy", "ClusterFirst")
+    if not inject_dns and policy in ("ClusterFirst", "ClusterFirstWithHostNet"):
+        policy = "Default"
     pod_dns = spec.get("dnsConfig", {})
     nameservers: list[str] = []
     searches: list[str] = []
@@ -170,6 +175,50 @@ def aci_subnet_ids_from_placement(
     where: placement.GroupPlacement,
 ) -> list[models.ContainerGroupSubnetId] | None:
     return [models.ContainerGroupSubnetId(id=where.subnet_id)] if where.subnet_id else None
+
+
+def aci_subnet_ids_from_pod(
+    where: placement.GroupPlacement, chosen: options.GroupOptions, found: problems.Problems
+) -> list[models.ContainerGroupSubnetId] | None:
+    """The node's subnet. VN2's per-pod ``subnets.primary`` is honoured when it names that subnet; any other
+    subnet is refused: which subnets a pod may join is the VirtualNode's decision (deny by default, as for
+    identities), and a VirtualNode names one subnet."""
+    if chosen.subnet_id is not None:
+        path = problems.key_path("metadata.annotations", options.VN2_SUBNET)
+        if where.subnet_id is None:
+            found.add(
+                path, f"node {where.node_name} is not in a virtual network (its VirtualNode names no subnet)"
+            )
+        elif chosen.subnet_id.lower() != where.subnet_id.lower():
+            found.add(
+                path,
+                f"node {where.node_name} places groups only in its VirtualNode's subnet {where.subnet_id}; "
+                "another subnet needs a VirtualNode of its own",
+            )
+    return aci_subnet_ids_from_placement(where)
+
+
+def aci_extensions_from_pod(
+    where: placement.GroupPlacement, chosen: options.GroupOptions, found: problems.Problems
+) -> list[models.DeploymentExtensionSpec] | None:
+    """The kube-proxy extension of the node, unless the pod opts out (VN2 ``injectkubeproxy: "false"``) or the
+    group is confidential: a confidential group never gets it (VN2: it breaks the confidential guarantees), and
+    a pod that explicitly asks for it there is refused rather than silently run without it."""
+    confidential = chosen.sku == "Confidential"
+    path = problems.key_path("metadata.annotations", options.VN2_INJECT_KUBE_PROXY)
+    available = aci_extensions_from_placement(where)
+    if chosen.inject_kube_proxy:
+        if confidential:
+            found.add(path, "a confidential container group never gets the kube-proxy extension")
+        elif available is None:
+            found.add(
+                path,
+                f"node {where.node_name} has no kube-proxy extension to inject (it needs a subnet, Linux and the "
+                "operator's kube-proxy settings)",
+            )
+    if confidential or chosen.inject_kube_proxy is False:
+        return None
+    return available
 
 
 def aci_extensions_from_placement(

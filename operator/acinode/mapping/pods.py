@@ -159,7 +159,9 @@ def _check_identities(
     chosen: options.GroupOptions, namespace: str, where: placement.GroupPlacement, found: problems.Problems
 ) -> None:
     """Deny by default: a pod attaches only identities its VirtualNode lists for its namespace."""
-    asked = [(options.IDENTITIES, identity) for identity in chosen.identities]
+    asked = [
+        (chosen.identity_keys.get(identity, options.IDENTITIES), identity) for identity in chosen.identities
+    ]
     if chosen.acr_identity:
         asked.append((options.ACR_IDENTITY, chosen.acr_identity))
     for key, identity in asked:
@@ -266,9 +268,19 @@ def container_group_from_pod(
 
     exposed = networking.group_ports(app_specs, app_ports, found)
     ip_address = networking.aci_ip_address_from_pod(exposed, where, chosen, found)
-    dns_config = networking.aci_dns_config_from_pod(pod, where, found)
+    dns_config = networking.aci_dns_config_from_pod(
+        pod, where, found, inject_dns=chosen.inject_dns is not False
+    )
     credentials = registry.aci_registry_credentials_from_pod(spec, refs, chosen, found)
-    group_tags = tags.tags_from_pod(pod, where, found)
+    group_tags = tags.tags_from_pod(
+        pod,
+        where,
+        found,
+        chosen.custom_tags,
+        problems.key_path("metadata.annotations", options.VN2_CUSTOM_TAGS),
+    )
+    subnet_ids = networking.aci_subnet_ids_from_pod(where, chosen, found)
+    extensions = networking.aci_extensions_from_pod(where, chosen, found)
     found.raise_if_any()
 
     return models.ContainerGroup(
@@ -284,10 +296,20 @@ def container_group_from_pod(
         os_type=where.os_type,
         volumes=list(aci_volumes.values()) or None,
         diagnostics=_diagnostics(pod, where),
-        subnet_ids=networking.aci_subnet_ids_from_placement(where),
+        subnet_ids=subnet_ids,
         dns_config=dns_config,
         sku=chosen.sku,
-        extensions=networking.aci_extensions_from_placement(where),
+        extensions=extensions,
+        encryption_properties=(
+            models.EncryptionProperties(
+                vault_base_url=chosen.encryption.vault_base_url,
+                key_name=chosen.encryption.key_name,
+                key_version=chosen.encryption.key_version,
+                identity=chosen.encryption.identity,
+            )
+            if chosen.encryption
+            else None
+        ),
         confidential_compute_properties=(
             models.ConfidentialComputeProperties(cce_policy=chosen.cce_policy) if chosen.cce_policy else None
         ),

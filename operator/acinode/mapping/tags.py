@@ -55,15 +55,39 @@ def is_copied_label(label_key: str, patterns: tuple[str, ...]) -> bool:
     )
 
 
+def _check_custom_tags(custom_tags: Mapping[str, str], path: str, found: problems.Problems) -> None:
+    for key, value in custom_tags.items():
+        if key in OWN_TAGS or key.startswith(LABEL_TAG_PREFIX):
+            # VN2 drops such a pair silently; here it is refused, since these tags decide group ownership.
+            found.add(path, f"tag {key!r} is acinode's own (it ties the group to its pod and cluster)")
+        elif len(key) > MAX_TAG_NAME_LENGTH or _FORBIDDEN_IN_TAG_NAMES & set(key):
+            found.add(
+                path,
+                f"tag name {key[:64]!r} is not valid in ARM (≤ {MAX_TAG_NAME_LENGTH} characters, none of <>%&\\?/)",
+            )
+        elif len(value) > MAX_TAG_VALUE_LENGTH:
+            found.add(
+                path, f"the value of tag {key!r} is longer than ARM's {MAX_TAG_VALUE_LENGTH} characters"
+            )
+
+
 def tags_from_pod(
-    pod: objects.Pod, where: placement.GroupPlacement, found: problems.Problems
+    pod: objects.Pod,
+    where: placement.GroupPlacement,
+    found: problems.Problems,
+    custom_tags: Mapping[str, str] | None = None,
+    custom_tags_path: str = "metadata.annotations",
 ) -> dict[str, str]:
-    """The group's tags: VirtualNode extras, allowlisted labels, then acinode's own (which always win)."""
+    """The group's tags: VirtualNode extras, allowlisted labels, the pod's custom tags (VN2 ``customtags``: the
+    pod's value wins over the node's, as in VN2), then acinode's own (which always win)."""
     metadata = pod.get("metadata", {})
     tags = dict(where.extra_tags)
     for key, value in sorted(metadata.get("labels", {}).items()):
         if is_copied_label(key, where.copied_labels):
             tags[label_tag_name(key)] = value[:MAX_TAG_VALUE_LENGTH]
+    if custom_tags:
+        _check_custom_tags(custom_tags, custom_tags_path, found)
+        tags.update(custom_tags)
     tags[TAG_CLUSTER_ID] = where.cluster_id
     tags[TAG_NODE] = where.node_name
     tags[TAG_NAMESPACE] = metadata.get("namespace", "default")
@@ -74,8 +98,8 @@ def tags_from_pod(
     if len(tags) > MAX_TAGS:
         found.add(
             "metadata.labels",
-            f"the group would carry {len(tags)} tags (acinode's own, the VirtualNode's extra tags and the "
-            f"copied labels); ARM allows {MAX_TAGS}",
+            f"the group would carry {len(tags)} tags (acinode's own, the VirtualNode's extra tags, the pod's "
+            f"custom tags and the copied labels); ARM allows {MAX_TAGS}",
         )
     return tags
 
