@@ -96,8 +96,8 @@ def test_honoured(annotations: dict[str, str], keys: tuple[str, ...], expected: 
 
 
 def test_kube_proxy_is_injected_by_default_and_on_request() -> None:
-    for annotations in ({}, {options.VN2_INJECT_KUBE_PROXY: "True"}):
-        extensions = group(pod(annotations=annotations), NODE)["properties"]["extensions"]
+    for asked in ({}, {options.VN2_INJECT_KUBE_PROXY: "True"}):
+        extensions = group(pod(annotations=asked), NODE)["properties"]["extensions"]
         assert [e["name"] for e in extensions] == ["kube-proxy"]
 
 
