@@ -132,6 +132,10 @@ def ensure_pki(directory: Path) -> None:
     _leaf(directory, "scheduler", ca, "system:kube-scheduler")
     # The API server authenticates to kubelets (acinode's kubelet API) with this certificate.
     _leaf(directory, "apiserver-kubelet-client", ca, "kube-apiserver-kubelet-client", ("kubelet-api-admin",))
+    # The aggregation layer (metrics.k8s.io for the autoscaling tests): the API server proxies to an extension
+    # API server with this client certificate, which that server trusts through the front-proxy CA.
+    front_proxy_ca = _ca(directory, "front-proxy-ca")
+    _leaf(directory, "front-proxy-client", front_proxy_ca, "front-proxy-client")
     sa_key = directory / "sa.key"
     if not sa_key.exists():
         key = ec.generate_private_key(ec.SECP256R1())
