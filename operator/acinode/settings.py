@@ -152,7 +152,20 @@ class PodSettings:
     max_gets_per_sync: int = 50
     """GETs of groups in transition per sync pass."""
     steady_gets_per_sync: int = 2
-    """GETs of steady groups per sync pass (a round-robin sweep that notices exits and restarts)."""
+    """GETs of steady groups per sync pass when ``status_reads_per_second`` is 0 (the fixed sweep of old)."""
+    status_reads_per_second: float = 2.0
+    """Status GETs per second for the whole operator, shared by its virtual nodes in proportion to their steady
+    groups and spent in full: groups in transition first, then the most overdue steady groups (docs/
+    performance.md, "Status lag"). 2/s is 8 % of ARM's documented subscription read limit (25 reads/s per
+    principal) and leaves a third of the ACI client's own read budget (``aci.reads_per_second``, 3/s) for
+    listings, usage and the kubelet API. A steady server is read every (servers + ``likely_to_end_weight`` ×
+    pods likely to end) / this seconds: 500 s for 1,000 steady pods. 0: ``steady_gets_per_sync`` a pass."""
+    likely_to_end_weight: float = 4.0
+    """How much more often a steady pod likely to end (a Job's, restartPolicy Never or OnFailure) is read than a
+    server (restartPolicy Always): its wait since the last read counts this many times."""
+    budget_pass_seconds: float = 5.0
+    """Status-sync interval while the budget has steady groups to read (the listing is still refreshed only
+    every ``steady_sync_seconds``): the granularity the budget is spent with."""
     backoff_base_seconds: float = 10.0
     """First retry delay after an image or quota failure; doubles up to ``backoff_max_seconds``."""
     backoff_max_seconds: float = 300.0
@@ -334,6 +347,7 @@ _ZERO_ALLOWED = frozenset(
         "aci.transient_retries",
         "aci.transient_backoff_seconds",
         "pods.steady_gets_per_sync",
+        "pods.status_reads_per_second",
     }
 )
 
@@ -371,6 +385,12 @@ def validation_problems(operator_settings: Settings) -> list[str]:
         problems.append("node.api_timeout_seconds must be shorter than lease.duration_seconds")
     if not pods.fast_sync_seconds <= pods.steady_sync_seconds <= pods.idle_sync_seconds:
         problems.append("pods: fast_sync_seconds <= steady_sync_seconds <= idle_sync_seconds must hold")
+    if not pods.fast_sync_seconds <= pods.budget_pass_seconds <= pods.steady_sync_seconds:
+        problems.append("pods: fast_sync_seconds <= budget_pass_seconds <= steady_sync_seconds must hold")
+    if pods.likely_to_end_weight < 1:
+        problems.append(
+            "pods.likely_to_end_weight must be at least 1 (pods likely to end are read no less often)"
+        )
     if pods.backoff_base_seconds > pods.backoff_max_seconds:
         problems.append("pods.backoff_base_seconds must not exceed pods.backoff_max_seconds")
     if pods.reference_retry_base_seconds > pods.reference_retry_max_seconds:

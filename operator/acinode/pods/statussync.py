@@ -1,14 +1,19 @@
 """The status-sync scheduler: which groups get a GET in a pass, and how long until the next pass.
 
 ARM's list omits every instance view and ``provisioningState`` stays Succeeded after containers exit, so container
-states come only from GETs of single groups, drawn from a read budget (docs/architecture.md, "Status sync"):
+states come only from GETs of single groups (no batch source carries them: docs/architecture.md, "Where container
+state can come from"), drawn from a read budget (``readbudget``; docs/performance.md, "Status lag"):
 - groups in transition (provisioning, just created, pod not yet Running and ready) first, up to
   ``max_gets_per_sync`` a pass: those the listing shows deployed before those still provisioning, then the
   longest unread. A group read with no change waits twice as long for its next read (``fast_sync_seconds`` × 2ⁿ,
   at most ``steady_sync_seconds``), unless a listing shows its provisioningState changed since;
-- then a round-robin sweep of steady groups, ``steady_gets_per_sync`` a pass;
-- the pass interval adapts: fast while anything is in transition, steady when all is, idle for an empty node,
-  and backing off while no listing has succeeded yet.
+- then steady groups, as many as the budget holds: ``status_reads_per_second`` for the operator, shared by its
+  nodes in proportion to their steady load, accrued between passes and charged for the transition reads too; the
+  most overdue first (time since the last read × ``likely_to_end_weight`` for pods likely to end). With a budget
+  of 0, a fixed round-robin sweep of ``steady_gets_per_sync`` a pass instead;
+- the pass interval adapts: fast while anything is in transition, ``budget_pass_seconds`` while the budget has
+  steady groups to read, steady otherwise, idle for an empty node, and backing off while no listing has succeeded
+  yet. The listing is refreshed every pass while anything is in transition, else every ``steady_sync_seconds``.
 No I/O here: the controller lists, GETs and patches; this decides, on the injected clock.
 """
 
@@ -19,7 +24,7 @@ import dataclasses
 from acinode import settings, types
 from acinode.aci import api
 from acinode.mapping import objects
-from acinode.pods import clock, retry
+from acinode.pods import clock, readbudget, retry
 
 
 def has_run(pod: objects.Pod) -> bool:
@@ -61,19 +66,57 @@ class Candidate:
 
 
 class SyncScheduler:
-    def __init__(self, pod_settings: settings.PodSettings, clock_: clock.Clock) -> None:
+    def __init__(
+        self,
+        pod_settings: settings.PodSettings,
+        clock_: clock.Clock,
+        budget: readbudget.SharedBudget | None = None,
+    ) -> None:
         self.settings = pod_settings
         self.clock = clock_
+        self.budget = readbudget.OPERATOR if budget is None else budget
         self.looks: dict[types.ContainerGroupName, LookState] = {}
         self._sweep_position = 0
         self._first_listing = retry.Backoff(
             pod_settings.fast_sync_seconds * 2, pod_settings.steady_sync_seconds
         )
+        self._tokens = 0.0
+        """Status reads this node may still spend (negative: transition reads ran ahead of its share)."""
+        self._accrued_at: float | None = None
+        self._in_transition = 0
+        self._steady = 0
+        self._budget_pass = False
+        """Whether the next pass is one the budget scheduled (it reuses a listing up to a steady interval old)."""
+
+    @property
+    def budgeted(self) -> bool:
+        return self.settings.status_reads_per_second > 0
+
+    def share(self) -> float:
+        """This node's status reads per second now."""
+        return self.budget.share(
+            self, self.settings.status_reads_per_second, self.settings.likely_to_end_weight
+        )
+
+    def lag_bound(self) -> readbudget.LagBound:
+        """The operator-wide worst-case status lags at the current steady load."""
+        return self.budget.bound(
+            self.settings.status_reads_per_second,
+            likely_weight=self.settings.likely_to_end_weight,
+            pass_seconds=self.settings.budget_pass_seconds,
+        )
 
     def listing_is_stale(self, listing_began: float, listed: bool) -> bool:
-        """Whether a pass lists again. A pass woken early (a group was just created) reuses a listing under
-        ``fast_sync_seconds`` old: in a burst, listings of every group would otherwise run back to back."""
-        return not listed or self.clock.monotonic() - listing_began >= self.settings.fast_sync_seconds
+        """Whether a pass lists again. While anything is in transition, a listing over ``fast_sync_seconds`` old
+        (a pass woken early reuses a fresher one: in a burst, listings of every group would otherwise run back to
+        back); a pass the budget scheduled (all steady) one over ``steady_sync_seconds`` old, so that passes every
+        ``budget_pass_seconds`` do not pay a listing (ceil(groups / 100) reads) each."""
+        if not listed:
+            return True
+        age = self.clock.monotonic() - listing_began
+        if self._budget_pass:
+            return age >= self.settings.steady_sync_seconds
+        return age >= self.settings.fast_sync_seconds
 
     def keep_only(self, names: set[types.ContainerGroupName]) -> None:
         """Forget the looks of groups no longer listed."""
@@ -108,12 +151,41 @@ class SyncScheduler:
                 steady.append(candidate)
         due.sort(key=lambda entry: entry[:3])
         chosen = [entry[3] for entry in due[: self.settings.max_gets_per_sync]]
-        if steady and self.settings.steady_gets_per_sync > 0:
+        self._in_transition, self._steady = in_transition, len(steady)
+        if self.budgeted:
+            chosen += self._spend(steady, transition_reads=len(chosen))
+        elif steady and self.settings.steady_gets_per_sync > 0:
             start = self._sweep_position % len(steady)
             rotated = steady[start:] + steady[:start]
             chosen += rotated[: self.settings.steady_gets_per_sync]
             self._sweep_position = start + self.settings.steady_gets_per_sync
         return chosen, in_transition
+
+    def _spend(self, steady: list[Candidate], *, transition_reads: int) -> list[Candidate]:
+        """Accrue this node's share since the last pass, charge the transition reads, spend the rest on the most
+        overdue steady groups."""
+        weight = self.settings.likely_to_end_weight
+        likely = [readbudget.likely_to_end(c.pod) for c in steady]
+        self.budget.report(self, len(steady) - sum(likely), sum(likely))
+        now = self.clock.monotonic()
+        rate = self.share()
+        if self._accrued_at is not None:
+            self._tokens += rate * (now - self._accrued_at)
+        self._accrued_at = now
+        # Unspent reads carry over for one steady interval at most: a long quiet spell is no licence to burst.
+        cap = max(1.0, rate * self.settings.steady_sync_seconds)
+        self._tokens = max(-cap, min(self._tokens, cap) - transition_reads)
+        count = min(len(steady), int(self._tokens))
+        if count <= 0:
+            return []
+        self._tokens -= count
+        claims = [
+            readbudget.claim(
+                self.looks[c.name].at if c.name in self.looks else None, now, weight if ending else 1.0
+            )
+            for c, ending in zip(steady, likely, strict=True)
+        ]
+        return [steady[index] for index in readbudget.most_overdue(claims, count)]
 
     def looked(self, name: types.ContainerGroupName, *, unchanged: bool, listed_state: str | None) -> None:
         """Record a GET of the group: ``unchanged`` when the pod's status stayed as it was; ``listed_state`` is
@@ -128,11 +200,15 @@ class SyncScheduler:
 
     def interval(self, *, listed: bool, in_transition: int, has_work: bool, failures: int) -> float:
         """Seconds until the next pass (a creation wakes it earlier)."""
+        self._budget_pass = False
         if not listed:
             # Pods wait for the first listing: retry soon, backing off.
             return self._first_listing.delay(failures) if failures else self.settings.fast_sync_seconds
         if in_transition:
             return self.settings.fast_sync_seconds
+        if has_work and self.budgeted and self._steady:
+            self._budget_pass = True
+            return self.settings.budget_pass_seconds
         if has_work:
             return self.settings.steady_sync_seconds
         return self.settings.idle_sync_seconds  # an empty node: just the orphan check
