@@ -10,6 +10,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.mgmt.containerinstance import models
 
+from acinode.emulator import execsocket
 from emulator.harness import async_wait_for, group_spec, wait_for
 
 
@@ -39,16 +40,27 @@ def test_a_crash_with_never_fails_the_group_without_restart(client, rg) -> None:
     assert view.restart_count == 0
 
 
-def test_a_crash_with_on_failure_restarts_with_backoff(client, rg) -> None:
+def test_a_crash_with_on_failure_restarts_with_backoff(client, emu, rg) -> None:
+    # A back-off long enough to observe: Azure shows the wait as Waiting/CrashLoopBackOff (test_container_create_
+    # with_msi's recording), the ended run as previousState, restartCount already counting the restart.
+    emu.hook("PATCH", "config", {"backoffBaseSeconds": 1.0, "backoffMaxSeconds": 1.0})
     spec = group_spec(["sh", "-c", "echo boom; exit 3"], restart_policy="OnFailure")
     client.container_groups.begin_create_or_update(rg, "crash", spec).result()
     view = wait_for(
-        lambda: (v := container_view(client, rg, "crash")).restart_count >= 2 and v, what="restarts"
+        lambda: (
+            (v := container_view(client, rg, "crash")).restart_count >= 2
+            and v.current_state.state == "Waiting"
+            and v
+        ),
+        what="a second back-off",
     )
+    assert view.current_state.detail_status == "CrashLoopBackOff: Back-off 1s restarting failed"
     assert view.previous_state.state == "Terminated" and view.previous_state.exit_code == 3
+    assert view.previous_state.detail_status == "Error"
     events = {e.name: e for e in view.events}
     assert events["BackOff"].type == "Warning" and events["BackOff"].count >= 2
-    assert events["Started"].count >= 3
+    assert events["Started"].count >= 2 and events["Killing"].count >= 2
+    assert events["Killing"].message.startswith("Killing container with id ")
     assert client.container_groups.get(rg, "crash").instance_view.state == "Running"
 
 
@@ -187,7 +199,8 @@ async def test_attach_streams_the_log(aclient, emu, rg) -> None:
     assert received == ["first\n", "second\n"]
 
 
-async def test_exec_needs_a_running_container(aclient, emu, rg) -> None:
+async def test_exec_into_an_ended_container_gets_a_session_that_ends_at_once(aclient, emu, rg) -> None:
+    # Azure answers 200 {webSocketUri, password} for a Terminated container (test_container_exec's recording).
     spec = group_spec(["sh", "-c", "exit 0"], restart_policy="Never")
     poller = await aclient.container_groups.begin_create_or_update(rg, "web", spec)
     await poller.result()
@@ -196,9 +209,18 @@ async def test_exec_needs_a_running_container(aclient, emu, rg) -> None:
         return (await aclient.container_groups.get(rg, "web")).instance_view.state == "Succeeded"
 
     await async_wait_for(finished, what="succeeded")
-    with pytest.raises(HttpResponseError) as info:
-        await aclient.containers.execute_command(rg, "web", "app", models.ContainerExecRequest(command="ls"))
-    assert info.value.error.code == "ContainerNotRunning"
+    answer = await aclient.containers.execute_command(
+        rg, "web", "app", models.ContainerExecRequest(command="ls")
+    )
+    assert answer.web_socket_uri.startswith("wss://") and answer.password
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(answer.web_socket_uri, ssl=emu.ssl_context()) as ws,
+    ):
+        await ws.send_str(answer.password)
+        message = await ws.receive(timeout=10)
+        assert message.type == aiohttp.WSMsgType.CLOSE
+        assert ws.close_code == execsocket.NOT_RUNNING_CLOSE
 
 
 def test_the_stand_in_serves_http_on_the_group_ip_until_stopped(client, rg) -> None:

@@ -35,7 +35,7 @@ def test_create_get_and_delete_with_the_sync_sdk(client, rg) -> None:
     view = container.instance_view
     assert view.current_state.state == "Running"
     assert view.restart_count == 0
-    assert [e.name for e in view.events] == ["Pulling", "Pulled", "Started"]
+    assert [e.name for e in view.events] == ["Pulling", "Pulled", "Created", "Started"]
     assert group.id.endswith(
         f"/resourceGroups/{rg}/providers/Microsoft.ContainerInstance/containerGroups/web"
     )

@@ -66,6 +66,8 @@ class EmulatorConfig:
     backoff_max: float = 30.0
     stop_timeout_seconds: float = 30.0
     """How long a stop waits for a container that ignores SIGTERM (``trap '' TERM``) before killing it."""
+    strict_networks: bool = False
+    """Subnets not declared through the networks hook are 400 SubnetNotFound (off: taken to exist, delegated)."""
     metrics_lag_seconds: float = 0.0
     """How far behind the containers Azure Monitor's metrics are: newer intervals carry no value yet (real Azure
     Monitor lags about 1-3 minutes; 0 keeps tests fast)."""
@@ -142,6 +144,7 @@ _RUNTIME_FIELDS: dict[str, tuple[str, ...]] = {
     "backoffMaxSeconds": ("backoff_max",),
     "stopTimeoutSeconds": ("stop_timeout_seconds",),
     "metricsLagSeconds": ("metrics_lag_seconds",),
+    "strictNetworks": ("strict_networks",),
     "pageSize": ("page_size",),
     "maxCpu": ("limits", "max_cpu"),
     "maxMemoryInGB": ("limits", "max_memory"),

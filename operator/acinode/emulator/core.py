@@ -5,7 +5,18 @@ from __future__ import annotations
 import time
 import uuid
 
-from acinode.emulator import config, execsocket, faults, lifecycle, netstandin, store, throttle, usage, wire
+from acinode.emulator import (
+    config,
+    execsocket,
+    faults,
+    lifecycle,
+    netstandin,
+    networks,
+    store,
+    throttle,
+    usage,
+    wire,
+)
 
 
 class Emulator:
@@ -18,6 +29,7 @@ class Emulator:
         self.pool = netstandin.AddressPool(cfg.ip_range)
         self.listeners = netstandin.Listeners(cfg.network)
         self.usage = usage.UsageBook()
+        self.networks = networks.Networks()
         self.lifecycle = lifecycle.Lifecycle(
             self.store, cfg, self.pool, self.listeners, self.faults.take_lro_failure, self.usage
         )

@@ -25,6 +25,9 @@ from acinode.emulator import script, store, usage
 SESSION_TTL_SECONDS = 300.0
 EXIT_CLOSE_BASE = 4000
 AUTH_FAILED_CLOSE = 4401
+NOT_RUNNING_CLOSE = 1011
+"""Exec into a container that is not running: the session was handed out, the stream ends at once (what real ACI
+sends here is not recorded)."""
 _FIRST_FRAME_TIMEOUT = 30.0
 _RECENT_SESSIONS = 100
 DEFAULT_TERMINAL = (24, 80)
@@ -109,6 +112,9 @@ class ExecSessions:
             return ws
         if session.kind == "attach":
             await self._attach(ws, group, runtime)
+        elif runtime.current is None or runtime.current.state != "Running":
+            # Azure hands out the session, but there is no process to run the command in.
+            await ws.close(code=NOT_RUNNING_CLOSE, message=b"container is not running")
         else:
             await self._exec(ws, group, session)
         return ws

@@ -46,10 +46,6 @@ def _normalized(body: wire.Json) -> wire.Json:
     for key in ("tags", "zones", "identity"):
         if body.get(key) is not None:
             out[key] = body[key]
-    identity = out.get("identity")
-    if isinstance(identity, dict) and "SystemAssigned" in str(identity.get("type", "")):
-        identity.setdefault("principalId", "11111111-1111-1111-1111-111111111111")
-        identity.setdefault("tenantId", "22222222-2222-2222-2222-222222222222")
     return out
 
 
@@ -103,6 +99,7 @@ async def put_group(ctx: context.Context) -> web.StreamResponse:
             "name.",
         )
     validation.check_images(name, body["properties"])
+    emulator.networks.check(name, body["properties"], emulator.cfg.strict_networks)
     if (
         existing is not None
         and existing.properties == body["properties"]
@@ -174,7 +171,10 @@ async def restart_group(ctx: context.Context) -> web.StreamResponse:
     group = ctx.group()
     _not_transitioning(group)
     await ctx.emulator.lifecycle.stop(group, state="Pending")
-    ctx.emulator.lifecycle.deploy(group, None, "restart")
+    # Azure answers 204 with Azure-AsyncOperation: the restart can be awaited (Succeeded once running again).
+    op = ctx.emulator.new_operation(ctx.sub, group.location, group.resource_id)
+    ctx.emulator.lifecycle.deploy(group, op, "restart")
+    ctx.headers["Azure-AsyncOperation"] = ctx.emulator.operation_url(ctx.base_url, op)
     return context.empty(ctx, 204)
 
 

@@ -11,6 +11,9 @@
 | GET, PATCH config | runtime settings (delays, quotas, throttles) by JSON name |
 | POST throttle/reset | refill every bucket and window |
 | GET sessions | the last exec and attach sessions started (kind, group, container, command, terminalSize) |
+| GET, PUT networks | the subnets (``{"id", "delegated"}``) and network profiles that exist (``networks``) |
+| GET groups/{sub}/{rg}/{name}/secrets | what the group was created with but Azure never returns (secure env values,
+  secret volumes, storage keys, registry passwords, protected settings) |
 """
 
 from __future__ import annotations
@@ -138,6 +141,61 @@ async def get_sessions(emu: core.Emulator, request: web.Request, p: dict[str, st
     return _ok({"sessions": list(emu.sessions.recent)})
 
 
+async def get_networks(emu: core.Emulator, request: web.Request, p: dict[str, str]) -> web.Response:
+    return _ok(emu.networks.to_wire())
+
+
+async def put_networks(emu: core.Emulator, request: web.Request, p: dict[str, str]) -> web.Response:
+    body = await _body(request)
+    if not isinstance(body, dict):
+        raise wire.invalid_content("expected a JSON object")
+    emu.networks.replace(body)
+    return _ok(emu.networks.to_wire())
+
+
+async def get_secrets(emu: core.Emulator, request: web.Request, p: dict[str, str]) -> web.Response:
+    """The write-only values a group holds, for tests that check what the operator sent (ARM never echoes them)."""
+    group = emu.store.groups.get(store.group_key(p["sub"], p["rg"], p["name"]))
+    if group is None:
+        raise wire.group_not_found(p["rg"], p["name"])
+    props = group.properties
+    containers: dict[str, dict[str, str]] = {}
+    for spec in group.container_specs(True) + group.container_specs():
+        secure = {
+            str(e["name"]): str(e["secureValue"])
+            for e in spec.get("properties", {}).get("environmentVariables") or []
+            if "secureValue" in e
+        }
+        if secure:
+            containers[spec["name"]] = secure
+    volumes: dict[str, Any] = {}
+    for volume in props.get("volumes") or []:
+        if isinstance(volume.get("secret"), dict):
+            volumes[volume["name"]] = {"secret": volume["secret"]}
+        key = (volume.get("azureFile") or {}).get("storageAccountKey")
+        if key is not None:
+            volumes[volume["name"]] = {"storageAccountKey": key}
+    return _ok(
+        {
+            "environmentVariables": containers,
+            "volumes": volumes,
+            "imageRegistryCredentials": {
+                str(c.get("server")): c["password"]
+                for c in props.get("imageRegistryCredentials") or []
+                if "password" in c
+            },
+            "extensions": {
+                str(x.get("name")): x["properties"]["protectedSettings"]
+                for x in props.get("extensions") or []
+                if "protectedSettings" in (x.get("properties") or {})
+            },
+            "logAnalyticsWorkspaceKey": ((props.get("diagnostics") or {}).get("logAnalytics") or {}).get(
+                "workspaceKey"
+            ),
+        }
+    )
+
+
 _HOOKS: list[tuple[str, re.Pattern[str], Hook]] = [
     (m, re.compile(f"^{PREFIX}{path}/?$"), h)
     for m, path, h in [
@@ -156,6 +214,9 @@ _HOOKS: list[tuple[str, re.Pattern[str], Hook]] = [
         ("PATCH", "config", patch_config),
         ("POST", "throttle/reset", reset_throttle),
         ("GET", "sessions", get_sessions),
+        ("GET", "networks", get_networks),
+        ("PUT", "networks", put_networks),
+        ("GET", "groups/(?P<sub>[^/]+)/(?P<rg>[^/]+)/(?P<name>[^/]+)/secrets", get_secrets),
     ]
 ]
 

@@ -8,13 +8,14 @@ tests that set them to 0 see a group reach Running within a few loop turns.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from acinode.emulator import config, netstandin, script, store, usage, wire
+from acinode.emulator import config, images, netstandin, script, store, usage, wire
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,32 @@ def has_subnet(group: store.GroupRecord) -> bool:
     return bool(group.properties.get("subnetIds"))
 
 
+def kill_message(group: store.GroupRecord, runtime: store.ContainerRuntime) -> str:
+    """Azure's ``Killing`` event names the run's container id (64 hex digits)."""
+    started = runtime.current.start_time if runtime.current else None
+    seed = f"{group.resource_id}/{runtime.name}/{runtime.restart_count}/{started}"
+    return f"Killing container with id {hashlib.sha256(seed.encode()).hexdigest()}."
+
+
 _TRAP_TERM = re.compile(r"""\btrap\s+(?:''|"")\s+[^;\n]*\b(?:SIG)?(?:TERM|15)\b""")
+
+
+def effective_command(spec: wire.Json) -> list[str]:
+    """The container's command, or its image's default when it gives none (``images``)."""
+    props = spec.get("properties", {})
+    command = props.get("command")
+    if command:
+        return [str(word) for word in command]
+    return images.default_command(str(props.get("image", "")))
+
+
+def go_duration(seconds: float) -> str:
+    """A duration as Go prints it (kubelet's back-off message): 10s, 1m20s, 5m0s, 500ms."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    whole = round(seconds)
+    minutes, secs = divmod(whole, 60)
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
 def ignores_sigterm(spec: wire.Json) -> bool:
@@ -108,11 +134,15 @@ class Lifecycle:
             current = runtime.current
             if runtime.name in spared and runtime in group.containers.values():
                 if current is not None:
-                    store.add_event(runtime.events, now, "Killing", f"Stopping container {runtime.name}")
+                    store.add_event(
+                        runtime.events, now, "Killing", kill_message(group, runtime), by_name=True
+                    )
                 continue
             if current is not None and current.state != "Terminated":
                 if current.state == "Running":
-                    store.add_event(runtime.events, now, "Killing", f"Killing container {runtime.name}")
+                    store.add_event(
+                        runtime.events, now, "Killing", kill_message(group, runtime), by_name=True
+                    )
                 runtime.current = store.ContainerState(
                     "Terminated",
                     current.start_time or now,
@@ -213,6 +243,8 @@ class Lifecycle:
             self._finish_operation(group, "Failed", {"code": code, "message": message})
             self.store.touch()
             return
+        if group.provisioning_state == "Pending":
+            group.provisioning_state = "Creating"  # Azure: Pending → Creating (pulls, starts) → Succeeded
         now = time.time()
         every = list(group.init_containers.values()) + list(group.containers.values())
         specs = {c["name"]: c for c in group.container_specs(True) + group.container_specs()}
@@ -254,7 +286,8 @@ class Lifecycle:
     def _start(self, runtime: store.ContainerRuntime) -> None:
         now = time.time()
         runtime.current = store.ContainerState("Running", start_time=now)
-        store.add_event(runtime.events, now, "Started", f"Started container {runtime.name}")
+        store.add_event(runtime.events, now, "Created", "Created container")
+        store.add_event(runtime.events, now, "Started", "Started container")
 
     def _shell(
         self, group: store.GroupRecord, runtime: store.ContainerRuntime, spec: wire.Json
@@ -268,7 +301,7 @@ class Lifecycle:
     async def _run_once(
         self, group: store.GroupRecord, runtime: store.ContainerRuntime, spec: wire.Json
     ) -> int:
-        behaviour = script.behaviour_from_command(spec["properties"].get("command"))
+        behaviour = script.behaviour_from_command(effective_command(spec))
         if behaviour.error:
             runtime.write(time.time(), behaviour.error)
         load = self.usage.for_run(group.key, runtime.name, spec, is_server=behaviour.program is None)
@@ -284,22 +317,34 @@ class Lifecycle:
             load.end()
         now = time.time()
         start = runtime.current.start_time if runtime.current else now
+        # Azure reports the ended run's container being killed (aggregated, the latest container id named).
+        store.add_event(runtime.events, now, "Killing", kill_message(group, runtime), by_name=True)
         runtime.current = store.ContainerState(
             "Terminated", start, now, code, "Completed" if code == 0 else "Error"
         )
         self.store.touch()
         return code
 
-    def _backoff(self, runtime: store.ContainerRuntime) -> float:
-        return float(min(self.cfg.backoff_base * (2 ** min(runtime.restart_count, 20)), self.cfg.backoff_max))
+    def _backoff(self, failures: int) -> float:
+        return float(min(self.cfg.backoff_base * (2 ** min(max(failures, 0), 20)), self.cfg.backoff_max))
 
     async def _restart_after_backoff(self, runtime: store.ContainerRuntime) -> None:
+        """A crash loop's wait, as Azure shows it: the ended run becomes ``previousState``, ``restartCount``
+        counts the coming restart, and the container is ``Waiting`` (``CrashLoopBackOff: Back-off 10s
+        restarting failed``) until the back-off ends and it starts again."""
+        delay = self._backoff(runtime.restart_count)
         now = time.time()
         store.add_event(runtime.events, now, "BackOff", "Back-off restarting failed container", "Warning")
-        self.store.touch()
-        await asyncio.sleep(self._backoff(runtime))
         runtime.previous = runtime.current
         runtime.restart_count += 1
+        runtime.current = store.ContainerState(
+            "Waiting", detail_status=f"CrashLoopBackOff: Back-off {go_duration(delay)} restarting failed"
+        )
+        self.store.touch()
+        await self._start_after(runtime, delay)
+
+    async def _start_after(self, runtime: store.ContainerRuntime, delay: float) -> None:
+        await asyncio.sleep(delay)
         runtime.clear_logs()  # like the real service, logs show the current run only
         self._start(runtime)
         self.store.touch()
@@ -338,6 +383,8 @@ class Lifecycle:
             if not self._should_restart(group, current.exit_code or 0):
                 return
             await self._restart_after_backoff(runtime)
+        elif resumed and current is not None and current.state == "Waiting":
+            await self._start_after(runtime, self._backoff(runtime.restart_count - 1))  # back-off in progress
         while True:
             code = await self._run_once(group, runtime, spec)
             if not self._should_restart(group, code):

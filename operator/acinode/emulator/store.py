@@ -40,12 +40,24 @@ class EventRecord:
         }
 
 
-def add_event(events: list[EventRecord], now: float, name: str, message: str, kind: str = "Normal") -> None:
-    """Repeated events aggregate into one with a count, as ACI reports BackOff and restarts."""
+def add_event(
+    events: list[EventRecord],
+    now: float,
+    name: str,
+    message: str,
+    kind: str = "Normal",
+    *,
+    by_name: bool = False,
+) -> None:
+    """Repeated events aggregate into one with a count, as ACI reports BackOff and restarts.
+
+    ``by_name``: aggregate on the name alone, keeping the latest message (ACI's ``Killing`` names each run's
+    container id, yet shows one event with a count)."""
     for event in events:
-        if event.name == name and event.message == message:
+        if event.name == name and (by_name or event.message == message):
             event.count += 1
             event.last = now
+            event.message = message
             return
     events.append(EventRecord(name, message, kind, 1, now, now))
 

@@ -70,7 +70,8 @@ class Throttle:
                 if aci_kind == "create"
                 else (self.cfg.deletes_per_5m, self.cfg.deletes_per_hour)
             )
-            name = "resource-requests" if aci_kind == "create" else "resource-deletes"
+            # Azure names ACI's windows ...-resource-requests-pt5m/pt1h on both PUT and DELETE answers.
+            name = "resource-requests"
             for span, limit, suffix in ((300.0, limits[0], "pt5m"), (3600.0, limits[1], "pt1h")):
                 window = self._windows.setdefault((sub, aci_kind, span), _Window())
                 used = window.count(now, span)
@@ -96,9 +97,9 @@ class Throttle:
                 wait,
             )
         bucket.tokens -= 1.0
-        headers[f"x-ms-ratelimit-remaining-subscription-{kind}s"] = str(int(bucket.tokens))
-        if method == "DELETE":
-            headers["x-ms-ratelimit-remaining-subscription-deletes"] = str(int(bucket.tokens))
+        # ARM answers a DELETE with ...-deletes in place of ...-writes (recorded resource-group deletes).
+        counted = "deletes" if method == "DELETE" else f"{kind}s"
+        headers[f"x-ms-ratelimit-remaining-subscription-{counted}"] = str(int(bucket.tokens))
         for window, _span, limit, header in windows:
             window.hits.append(now)
             headers[header] = str(limit - len(window.hits))
