@@ -21,7 +21,7 @@ from prometheus_client import core, registry
 import acinode
 from acinode.aci import counting
 from acinode.metrics import durations
-from acinode.pods import protocols
+from acinode.pods import protocols, readbudget
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
 
@@ -58,9 +58,12 @@ class OperatorMetrics(registry.Collector):
         self,
         nodes: Callable[[], Iterable[protocols.NodeStatsSource]] = list,
         keepers: Callable[[], Iterable[KeeperView]] = list,
+        budget: readbudget.SharedBudget | None = None,
     ) -> None:
         self.nodes = nodes
         self.keepers = keepers
+        self.budget = readbudget.OPERATOR if budget is None else budget
+        """The status-read budget every pod controller's scheduler shares (operator-wide, so no node label)."""
         self.reconcile_seconds = durations.DurationHistogram(
             "acinode_reconcile_duration_seconds",
             "Duration of reconciling one work item (a pod or a container group) of a virtual node, in seconds.",
@@ -120,6 +123,7 @@ class OperatorMetrics(registry.Collector):
             queued.add_metric([snap.node_name], snap.queue_depth)
         yield from (pods, groups, orphans, transition, queued, self._arm_family(snapshots))
         yield from self._node_families(list(self.keepers()))
+        yield from self._budget_families()
         yield self.reconcile_seconds.family()
         yield self.sync_seconds.family()
         build = core.GaugeMetricFamily(
@@ -127,6 +131,34 @@ class OperatorMetrics(registry.Collector):
         )
         build.add_metric([acinode.__version__], 1)
         yield build
+
+    def _budget_families(self) -> list[core.Metric]:
+        bound = self.budget.current()
+        if bound is None:
+            return []  # no pod controller yet
+        rate = core.GaugeMetricFamily(
+            "acinode_status_read_budget_reads_per_second",
+            "Status GETs per second the operator spends on container groups (pods.status_reads_per_second).",
+        )
+        rate.add_metric([], bound.reads_per_second)
+        steady = core.GaugeMetricFamily(
+            "acinode_status_steady_container_groups",
+            "Steady container groups the status-read budget sweeps, by kind (server, or likely to end).",
+            labels=["kind"],
+        )
+        lag = core.GaugeMetricFamily(
+            "acinode_status_lag_bound_seconds",
+            "Worst-case seconds from a steady container's exit to its pod's status, at the budget and the steady "
+            "groups now (the budget's arithmetic; +Inf without a budget).",
+            labels=["kind"],
+        )
+        for kind, count, seconds in (
+            ("server", bound.servers, bound.server_lag_seconds),
+            ("likely_to_end", bound.likely, bound.likely_lag_seconds),
+        ):
+            steady.add_metric([kind], count)
+            lag.add_metric([kind], seconds)
+        return [rate, steady, lag]
 
     def _arm_family(self, snapshots: list[protocols.NodeSnapshot]) -> core.CounterMetricFamily:
         with self._arm_lock:

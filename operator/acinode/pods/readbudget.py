@@ -122,12 +122,34 @@ def reads_for_lag(
     return load(servers, likely, likely_weight) / (lag_seconds - pass_seconds)
 
 
+@dataclasses.dataclass(frozen=True)
+class BudgetTerms:
+    reads_per_second: float
+    likely_weight: float
+    pass_seconds: float
+
+
 class SharedBudget:
     """One budget shared by every scheduler of the operator, in proportion to their steady load. Schedulers are
     held weakly: a node's controller that is gone stops counting without being told."""
 
     def __init__(self) -> None:
         self._loads: weakref.WeakKeyDictionary[object, tuple[int, int]] = weakref.WeakKeyDictionary()
+        self.terms: BudgetTerms | None = None
+        """The settings the schedulers spend it with (None until one exists): what the metrics report."""
+
+    def configure(self, terms: BudgetTerms) -> None:
+        self.terms = terms
+
+    def current(self) -> LagBound | None:
+        """The bound at the configured terms and the steady load last reported (None before any scheduler)."""
+        if self.terms is None:
+            return None
+        return self.bound(
+            self.terms.reads_per_second,
+            likely_weight=self.terms.likely_weight,
+            pass_seconds=self.terms.pass_seconds,
+        )
 
     def report(self, member: object, servers: int, likely: int) -> None:
         self._loads[member] = (servers, likely)

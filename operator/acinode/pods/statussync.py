@@ -75,6 +75,13 @@ class SyncScheduler:
         self.settings = pod_settings
         self.clock = clock_
         self.budget = readbudget.OPERATOR if budget is None else budget
+        self.budget.configure(
+            readbudget.BudgetTerms(
+                pod_settings.status_reads_per_second,
+                pod_settings.likely_to_end_weight,
+                pod_settings.budget_pass_seconds,
+            )
+        )
         self.looks: dict[types.ContainerGroupName, LookState] = {}
         self._sweep_position = 0
         self._first_listing = retry.Backoff(
@@ -152,8 +159,10 @@ class SyncScheduler:
         due.sort(key=lambda entry: entry[:3])
         chosen = [entry[3] for entry in due[: self.settings.max_gets_per_sync]]
         self._in_transition, self._steady = in_transition, len(steady)
+        likely = [readbudget.likely_to_end(c.pod) for c in steady]
+        self.budget.report(self, len(steady) - sum(likely), sum(likely))
         if self.budgeted:
-            chosen += self._spend(steady, transition_reads=len(chosen))
+            chosen += self._spend(steady, likely, transition_reads=len(chosen))
         elif steady and self.settings.steady_gets_per_sync > 0:
             start = self._sweep_position % len(steady)
             rotated = steady[start:] + steady[:start]
@@ -161,12 +170,12 @@ class SyncScheduler:
             self._sweep_position = start + self.settings.steady_gets_per_sync
         return chosen, in_transition
 
-    def _spend(self, steady: list[Candidate], *, transition_reads: int) -> list[Candidate]:
+    def _spend(
+        self, steady: list[Candidate], likely: list[bool], *, transition_reads: int
+    ) -> list[Candidate]:
         """Accrue this node's share since the last pass, charge the transition reads, spend the rest on the most
         overdue steady groups."""
         weight = self.settings.likely_to_end_weight
-        likely = [readbudget.likely_to_end(c.pod) for c in steady]
-        self.budget.report(self, len(steady) - sum(likely), sum(likely))
         now = self.clock.monotonic()
         rate = self.share()
         if self._accrued_at is not None:
