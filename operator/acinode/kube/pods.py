@@ -90,6 +90,22 @@ async def get_config_map(kube: client.KubeClient, namespace: str, name: str) -> 
     return await _get_named(kube, namespace, "configmaps", "ConfigMap", name)
 
 
+async def get_persistent_volume_claim(
+    kube: client.KubeClient, namespace: str, name: str
+) -> JsonObject | None:
+    return await _get_named(kube, namespace, "persistentvolumeclaims", "PersistentVolumeClaim", name)
+
+
+async def get_persistent_volume(kube: client.KubeClient, name: str) -> JsonObject | None:
+    """A PersistentVolume (cluster-scoped) by validated name, checked to be the one asked for."""
+    try:
+        answer = await kube.get(names.core_path("persistentvolumes", name))
+    except errors.NotFoundError:
+        return None
+    names.check_identity(answer, kind="PersistentVolume", namespace=None, name=name)
+    return answer
+
+
 async def list_services(kube: client.KubeClient, namespace: str) -> list[JsonObject]:
     answer = await kube.get(names.namespaced_core_path(namespace, "services"))
     return [

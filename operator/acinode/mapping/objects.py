@@ -266,6 +266,11 @@ class CsiVolumeSource(TypedDict, total=False):
     nodePublishSecretRef: LocalObjectReference
 
 
+class PersistentVolumeClaimVolumeSource(TypedDict, total=False):
+    claimName: str
+    readOnly: bool
+
+
 class GitRepoVolumeSource(TypedDict, total=False):
     repository: str
     revision: str
@@ -282,6 +287,7 @@ class Volume(TypedDict, total=False):
     azureFile: AzureFileVolumeSource
     csi: CsiVolumeSource
     gitRepo: GitRepoVolumeSource
+    persistentVolumeClaim: PersistentVolumeClaimVolumeSource
 
 
 # --- pod --------------------------------------------------------------------------------------------------
@@ -413,6 +419,66 @@ class Pod(TypedDict, total=False):
 
 
 # --- referenced objects -----------------------------------------------------------------------------------
+
+
+class PersistentVolumeClaimSpec(TypedDict, total=False):
+    volumeName: str
+    volumeMode: str
+
+
+class PersistentVolumeClaimStatus(TypedDict, total=False):
+    phase: str
+
+
+class PersistentVolumeClaim(TypedDict, total=False):
+    metadata: ObjectMeta
+    spec: PersistentVolumeClaimSpec
+    status: PersistentVolumeClaimStatus
+
+
+class SecretReference(TypedDict, total=False):
+    name: str
+    namespace: str
+
+
+class AzureFilePersistentVolumeSource(TypedDict, total=False):
+    secretName: str
+    shareName: str
+    readOnly: bool
+    secretNamespace: str
+
+
+class CsiPersistentVolumeSource(TypedDict, total=False):
+    driver: str
+    volumeHandle: str
+    readOnly: bool
+    fsType: str
+    volumeAttributes: dict[str, str]
+    nodeStageSecretRef: SecretReference
+    nodePublishSecretRef: SecretReference
+    controllerPublishSecretRef: SecretReference
+    controllerExpandSecretRef: SecretReference
+    nodeExpandSecretRef: SecretReference
+
+
+class ClaimReference(TypedDict, total=False):
+    kind: str
+    namespace: str
+    name: str
+    uid: str
+
+
+class PersistentVolumeSpec(TypedDict, total=False):
+    claimRef: ClaimReference
+    azureFile: AzureFilePersistentVolumeSource
+    csi: CsiPersistentVolumeSource
+    mountOptions: list[str]
+    volumeMode: str
+
+
+class PersistentVolume(TypedDict, total=False):
+    metadata: ObjectMeta
+    spec: PersistentVolumeSpec
 
 
 class Secret(TypedDict, total=False):

@@ -36,7 +36,7 @@ class NamedReference:
     """One object name the pod spec gives, and where: untrusted until checked (see ``kube.names``)."""
 
     kind: str
-    """``Secret``, ``ConfigMap`` or ``ServiceAccount``."""
+    """``Secret``, ``ConfigMap``, ``ServiceAccount`` or ``PersistentVolumeClaim``."""
     name: str
     path: str
     """The field that names it, e.g. ``spec.volumes[2].secret.secretName``."""
@@ -48,6 +48,8 @@ class NeededReferences:
 
     secret_names: frozenset[str] = frozenset()
     config_map_names: frozenset[str] = frozenset()
+    claim_names: frozenset[str] = frozenset()
+    """PersistentVolumeClaims; their PersistentVolumes and those volumes' Secrets are read after them."""
     token_requests: tuple[TokenRequestSpec, ...] = ()
     service_account_name: str = "default"
     lists_services: bool = True
@@ -69,6 +71,12 @@ class ResolvedReferences:
     """Image reference → its ENTRYPOINT, when known (for ``args`` without ``command``)."""
     services: tuple[objects.Service, ...] = ()
     """The ``kubernetes`` service of ``default`` and, with service links, those of the pod's namespace."""
+    claims: Mapping[str, objects.PersistentVolumeClaim] = dataclasses.field(default_factory=dict)
+    """The pod's namespace's PersistentVolumeClaims the pod names."""
+    persistent_volumes: Mapping[str, objects.PersistentVolume] = dataclasses.field(default_factory=dict)
+    """PV name → the PersistentVolume a claim above is bound to."""
+    volume_secrets: Mapping[tuple[str, str], objects.Secret] = dataclasses.field(default_factory=dict)
+    """(namespace, name) → a storage account Secret that one of those PersistentVolumes names."""
 
 
 def _env_references(container: objects.Container, path: str, named: list[NamedReference]) -> None:
@@ -114,6 +122,14 @@ def _volume_references(volume: objects.Volume, path: str, named: list[NamedRefer
                 "Secret", volume["azureFile"].get("secretName", ""), f"{path}.azureFile.secretName"
             )
         )
+    if "persistentVolumeClaim" in volume:
+        named.append(
+            NamedReference(
+                "PersistentVolumeClaim",
+                volume["persistentVolumeClaim"].get("claimName", ""),
+                f"{path}.persistentVolumeClaim.claimName",
+            )
+        )
     if "csi" in volume:
         secret_name = volume["csi"].get("volumeAttributes", {}).get("secretName")
         if secret_name is not None:
@@ -157,6 +173,7 @@ def needed_references_from_pod(pod: objects.Pod) -> NeededReferences:
     return NeededReferences(
         secret_names=frozenset(ref.name for ref in named if ref.kind == "Secret"),
         config_map_names=frozenset(ref.name for ref in named if ref.kind == "ConfigMap"),
+        claim_names=frozenset(ref.name for ref in named if ref.kind == "PersistentVolumeClaim"),
         token_requests=tuple(TokenRequestSpec(a, s) for a, s in sorted(tokens.items())),
         service_account_name=service_account,
         lists_services=spec.get("enableServiceLinks", True),

@@ -38,8 +38,6 @@ _NOT_AZURE_FILES = (
 )
 _REFUSED_SOURCES = {
     "hostPath": _HOST_ONLY,
-    "persistentVolumeClaim": "ACI cannot attach persistent volumes; mount an Azure Files share inline "
-    "(azureFile, or csi with driver file.csi.azure.com)",
     "ephemeral": "generic ephemeral volumes are PersistentVolumeClaims, which ACI cannot attach",
     "image": "ACI cannot mount an image as a volume",
     "azureDisk": "ACI cannot attach Azure disks; use an Azure Files share",
@@ -53,6 +51,7 @@ _SUPPORTED_SOURCES = (
     "azureFile",
     "csi",
     "gitRepo",
+    "persistentVolumeClaim",
 )
 _OWNER = "ACI cannot choose the owner of the files it writes"
 #: Fields of each supported source; anything else non-empty is refused (``fields.check_fields``).
@@ -64,10 +63,20 @@ _SOURCE_FIELDS = {
     "projected": ("sources", "defaultMode"),
     "azureFile": ("secretName", "shareName", "readOnly"),
     "gitRepo": ("repository", "revision", "directory"),
+    "persistentVolumeClaim": ("claimName", "readOnly"),
 }
 _SOURCE_REFUSED = {"defaultUser": _OWNER, "mode": "ACI sets the permissions of an emptyDir itself"}
 _ITEM_REFUSED = {"user": _OWNER}
-_LINUX_ONLY = ("secret", "configMap", "projected", "downwardAPI", "azureFile", "csi", "gitRepo")
+_LINUX_ONLY = (
+    "secret",
+    "configMap",
+    "projected",
+    "downwardAPI",
+    "azureFile",
+    "csi",
+    "gitRepo",
+    "persistentVolumeClaim",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,6 +297,12 @@ def _volume(
     if "csi" in volume:
         namespace = ctx.pod.get("metadata", {}).get("namespace", "default")
         share = azurefiles.azure_file_from_csi(volume["csi"], f"{path}.csi", namespace, ctx.refs, found)
+        return models.Volume(name=name, azure_file=share) if share is not None else None
+    if "persistentVolumeClaim" in volume:
+        namespace = ctx.pod.get("metadata", {}).get("namespace", "default")
+        share = azurefiles.azure_file_from_claim(
+            volume["persistentVolumeClaim"], f"{path}.persistentVolumeClaim", namespace, ctx.refs, found
+        )
         return models.Volume(name=name, azure_file=share) if share is not None else None
     if "gitRepo" in volume:
         git = volume["gitRepo"]

@@ -93,7 +93,7 @@ def test_every_problem_is_reported_at_once() -> None:
         hostNetwork=True,
         volumes=[
             {"name": "logs", "hostPath": {"path": "/var/log"}},
-            {"name": "data", "persistentVolumeClaim": {"claimName": "d"}},
+            {"name": "data", "nfs": {"server": "nfs.example", "path": "/"}},
         ],
     )
     with pytest.raises(errors.UnsupportedPodSpecError) as caught:
@@ -101,7 +101,7 @@ def test_every_problem_is_reported_at_once() -> None:
     assert [p.path for p in caught.value.problems] == [
         "spec.hostNetwork",
         "spec.volumes[0].hostPath",
-        "spec.volumes[1].persistentVolumeClaim",
+        "spec.volumes[1].nfs",
         "spec.containers[0].workingDir",
         "spec.containers[0].livenessProbe.tcpSocket",
     ]

@@ -230,12 +230,6 @@ def test_mounts(mount: dict[str, Any], expected: dict[str, Any]) -> None:
     ("volume", "mount", "path", "reason"),
     [
         ({"name": "v", "hostPath": {"path": "/var/log"}}, {}, "spec.volumes[0].hostPath", "no host"),
-        (
-            {"name": "v", "persistentVolumeClaim": {"claimName": "data"}},
-            {},
-            "spec.volumes[0].persistentVolumeClaim",
-            "persistent volumes",
-        ),
         ({"name": "v", "nfs": {"server": "x", "path": "/"}}, {}, "spec.volumes[0].nfs", "ACI mounts only"),
         (
             {"name": "v", "ephemeral": {"volumeClaimTemplate": {}}},
