@@ -105,13 +105,12 @@ class CredentialSource(Protocol):
     def invalidate(self, stale: Credential) -> None: ...
 
 
-class StaticCredentials:
-    """A fixed credential: the token and client certificate of a ``KubeConnection`` (or none at all)."""
+class SourceOf:
+    """Where a credential source sends its credentials and how logs name it: the part every source shares."""
 
-    def __init__(self, endpoint: connection.KubeConnection, description: str = "static credentials") -> None:
+    def __init__(self, endpoint: connection.KubeConnection, description: str) -> None:
         self._endpoint = endpoint
         self._description = description
-        self._credential = Credential(token=endpoint.token)
 
     @property
     def endpoint(self) -> connection.KubeConnection:
@@ -121,6 +120,14 @@ class StaticCredentials:
     def description(self) -> str:
         return self._description
 
+
+class StaticCredentials(SourceOf):
+    """A fixed credential: the token and client certificate of a ``KubeConnection`` (or none at all)."""
+
+    def __init__(self, endpoint: connection.KubeConnection, description: str = "static credentials") -> None:
+        super().__init__(endpoint, description)
+        self._credential = Credential(token=endpoint.token)
+
     async def current(self) -> Credential:
         return self._credential
 
@@ -128,7 +135,7 @@ class StaticCredentials:
         """Nothing to fetch again: a refused static token stays refused."""
 
 
-class TokenFileCredentials:
+class TokenFileCredentials(SourceOf):
     """A bearer token read from a file, read again when the cached value is older than ``reread_seconds`` and
     after a 401. If a later read fails (the file is being replaced), the last value read stays in use."""
 
@@ -141,21 +148,12 @@ class TokenFileCredentials:
         reread_seconds: float = TOKEN_FILE_REREAD_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._endpoint = endpoint
+        super().__init__(endpoint, description)
         self._token_file = token_file
-        self._description = description
         self._reread_seconds = reread_seconds
         self._monotonic = monotonic
         self._cached: Credential | None = None
         self._read_at = 0.0
-
-    @property
-    def endpoint(self) -> connection.KubeConnection:
-        return self._endpoint
-
-    @property
-    def description(self) -> str:
-        return self._description
 
     async def current(self) -> Credential:
         cached = self._cached

@@ -122,7 +122,7 @@ def _timestamp(value: Any, what: str) -> datetime.datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=datetime.UTC)
 
 
-class ExecPluginCredentials:
+class ExecPluginCredentials(credentials.SourceOf):
     """A ``credentials.CredentialSource`` backed by an exec plugin. One run at a time; concurrent callers wait
     for it. When a refresh before expiry fails, the previous credential is used until it really expires."""
 
@@ -140,10 +140,9 @@ class ExecPluginCredentials:
         clock: credentials.Clock = credentials.utc_now,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._endpoint = endpoint
+        super().__init__(endpoint, description)
         self._config = config
         self._cluster = cluster
-        self._description = description
         self._environ = environ
         self._timeout = timeout_seconds
         self._margin = margin_seconds
@@ -153,14 +152,6 @@ class ExecPluginCredentials:
         self._cached: credentials.Credential | None = None
         self._next_attempt = float("-inf")
         self._lock = asyncio.Lock()
-
-    @property
-    def endpoint(self) -> connection.KubeConnection:
-        return self._endpoint
-
-    @property
-    def description(self) -> str:
-        return self._description
 
     async def current(self) -> credentials.Credential:
         cached = self._cached
