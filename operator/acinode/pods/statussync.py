@@ -79,7 +79,7 @@ class SyncScheduler:
             readbudget.BudgetTerms(
                 pod_settings.status_reads_per_second,
                 pod_settings.likely_to_end_weight,
-                pod_settings.budget_pass_seconds,
+                min(pod_settings.budget_pass_seconds, pod_settings.steady_sync_seconds),
             )
         )
         self.looks: dict[types.ContainerGroupName, LookState] = {}
@@ -96,6 +96,11 @@ class SyncScheduler:
         """Whether the next pass is one the budget scheduled (it reuses a listing up to a steady interval old)."""
 
     @property
+    def pass_seconds(self) -> float:
+        """The interval of passes that spend the budget (never longer than the steady interval)."""
+        return min(self.settings.budget_pass_seconds, self.settings.steady_sync_seconds)
+
+    @property
     def budgeted(self) -> bool:
         return self.settings.status_reads_per_second > 0
 
@@ -110,7 +115,7 @@ class SyncScheduler:
         return self.budget.bound(
             self.settings.status_reads_per_second,
             likely_weight=self.settings.likely_to_end_weight,
-            pass_seconds=self.settings.budget_pass_seconds,
+            pass_seconds=self.pass_seconds,
         )
 
     def listing_is_stale(self, listing_began: float, listed: bool) -> bool:
@@ -217,7 +222,7 @@ class SyncScheduler:
             return self.settings.fast_sync_seconds
         if has_work and self.budgeted and self._steady:
             self._budget_pass = True
-            return self.settings.budget_pass_seconds
+            return self.pass_seconds
         if has_work:
             return self.settings.steady_sync_seconds
         return self.settings.idle_sync_seconds  # an empty node: just the orphan check

@@ -220,3 +220,11 @@ def test_the_lag_bound_reflects_every_node(clock: FakeClock) -> None:
     run_pass(two, [steady(f"b{i}") for i in range(400)])
     assert one.lag_bound().server_lag_seconds == two.lag_bound().server_lag_seconds == 505
     assert one.share() == pytest.approx(1.2)
+
+
+def test_a_steady_interval_shorter_than_the_budget_pass_wins(clock: FakeClock) -> None:
+    quick = dataclasses.replace(SETTINGS, steady_sync_seconds=2)
+    assert settings.validation_problems(settings.Settings(pods=quick)) == []
+    scheduler = statussync.SyncScheduler(quick, clock, readbudget.SharedBudget())
+    run_pass(scheduler, [steady("a")])
+    assert scheduler.interval(listed=True, in_transition=0, has_work=True, failures=0) == 2
