@@ -36,17 +36,31 @@ _CONTAINER_FIELDS = (
     "terminationMessagePath",
     "terminationMessagePolicy",
     "resizePolicy",
+    "lifecycle",
 )
 _CONTAINER_REFUSED = {
     "workingDir": "ACI cannot set the working directory; bake it into the image (WORKDIR) or cd in the command",
     "startupProbe": "ACI has no startup probe; use a liveness probe with initialDelaySeconds",
-    "lifecycle": "ACI runs no postStart/preStop hooks and no custom stop signal",
     "stdin": "ACI cannot keep a container's stdin open",
     "stdinOnce": "ACI cannot keep a container's stdin open",
     "tty": "ACI allocates no TTY to a container (kubectl exec -t still works)",
-    "restartPolicy": "ACI has no sidecar containers; move it to containers",
+    "restartPolicy": "ACI restarts containers by the group's restart policy only",
     "restartPolicyRules": "ACI restarts containers by the group's restart policy only",
 }
+_LIFECYCLE_REFUSED = {
+    # ARM has no hook field. ACI's exec API is interactive and after the fact: it cannot hold a container in
+    # "not started" until postStart succeeds, nor run preStop before ACI's stop kills the group's containers.
+    "postStart": "ACI has no postStart hook: nothing can hold the container until a hook succeeds",
+    "preStop": "ACI has no preStop hook: stopping or deleting a group stops its containers at once",
+    "stopSignal": "ACI stops containers with its own signal",
+}
+#: A native sidecar: ACI's init containers must exit before the app containers start, and an app container
+#: would start together with (not before) the others and keep a finished Job's group running.
+SIDECAR_REFUSED = (
+    "native sidecars cannot be expressed: ACI init containers must exit before any app container starts, and "
+    "ACI starts all app containers together and never stops one because the others finished; move it to "
+    "containers if start order and Job completion do not matter"
+)
 _INIT_REFUSED = {
     **_CONTAINER_REFUSED,
     "ports": "ACI init containers expose no ports",
@@ -110,9 +124,11 @@ _UNCONFINED_SECCOMP = base64.b64encode(json.dumps({"defaultAction": "SCMP_ACT_AL
 def check_container_fields(
     container: objects.Container, path: str, *, init: bool, found: problems.Problems
 ) -> None:
-    fields.check_fields(
-        container, path, _CONTAINER_FIELDS, _INIT_REFUSED if init else _CONTAINER_REFUSED, found
-    )
+    refused = _INIT_REFUSED if init else _CONTAINER_REFUSED
+    if init and container.get("restartPolicy") == "Always":
+        refused = {**refused, "restartPolicy": SIDECAR_REFUSED}
+    fields.check_fields(container, path, _CONTAINER_FIELDS, refused, found)
+    fields.check_fields(container.get("lifecycle", {}), f"{path}.lifecycle", (), _LIFECYCLE_REFUSED, found)
     if not container.get("image"):
         found.add(f"{path}.image", "is required")
 

@@ -74,7 +74,8 @@ _POD_REFUSED = {
     "hostname": "ACI sets the container group's host name itself",
     "hostnameOverride": "ACI sets the container group's host name itself",
     "setHostnameAsFQDN": "ACI sets the container group's host name itself",
-    "hostAliases": "ACI cannot add entries to /etc/hosts",
+    "hostAliases": "ACI has no /etc/hosts setting and mounts volumes as directories only, so no file can replace "
+    "a container's /etc/hosts (an init container cannot change another container's); use DNS names instead",
     "ephemeralContainers": "ACI cannot add containers to a running group",
     "resourceClaims": "ACI has no dynamic resource allocation",
     "runtimeClassName": "ACI has a single runtime; use the aci.acinode.dev/sku annotation for confidential groups",

@@ -229,10 +229,9 @@ def test_security_refusals(
     [
         ("workingDir", "/app", "working directory"),
         ("startupProbe", {"exec": {"command": ["true"]}}, "startup probe"),
-        ("lifecycle", {"preStop": {"exec": {"command": ["sleep", "5"]}}}, "hooks"),
         ("stdin", True, "stdin"),
         ("tty", True, "TTY"),
-        ("restartPolicy", "Always", "sidecar"),
+        ("restartPolicy", "Always", "group's restart policy"),
         ("someFutureField", {"enabled": True}, "not known to acinode"),
     ],
 )
