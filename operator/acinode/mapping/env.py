@@ -176,6 +176,12 @@ def _value_from(
     return None
 
 
+#: VN2's "downlevel API" values, replaced by VN2 with its confidential hosts' THIM address (PodCustomizations.md).
+#: acinode cannot know that address, so a container that relies on the replacement is refused, not run with the
+#: literal marker.
+VN2_DOWNLEVEL_VALUES = ("===VIRTUALNODE2.CC.THIM.ENDPOINT===", "===VIRTUALNODE2.CC.THIM.ADDRESS===")
+
+
 def environment_from_container(
     container: objects.Container, path: str, ctx: EnvContext, found: problems.Problems
 ) -> dict[str, EnvValue]:
@@ -190,6 +196,13 @@ def environment_from_container(
             )
             if resolved is not None:
                 env[name] = resolved
+            continue
+        if var.get("value", "").strip() in VN2_DOWNLEVEL_VALUES:
+            found.add(
+                f"{var_path}.value",
+                f"{var['value'].strip()} is a VN2 downlevel API value: VN2 replaces it with its confidential "
+                "hosts' THIM endpoint, which ACI's API does not tell acinode",
+            )
             continue
         visible = collections.ChainMap(env, {key: EnvValue(value) for key, value in ctx.service_env.items()})
         value, secrets_used = expand_with_env(var.get("value", ""), visible)

@@ -177,3 +177,11 @@ def test_refused_where_the_node_cannot(where: placement.GroupPlacement, key: str
     annotations = {options.VN2_SUBNET: SUBNET, options.VN2_INJECT_KUBE_PROXY: "true"}
     found = problems(pod(annotations=annotations), where)
     assert reason in found.get(_path(key), ""), found
+
+
+@pytest.mark.parametrize(
+    "marker", ["===VIRTUALNODE2.CC.THIM.ENDPOINT===", "===VIRTUALNODE2.CC.THIM.ADDRESS==="]
+)
+def test_vn2_downlevel_api_values_are_refused(marker: str) -> None:
+    the_pod = pod({"name": "app", "image": "cli", "env": [{"name": "THIM", "value": marker}]})
+    assert "THIM" in problems(the_pod, NODE)["spec.containers[0].env[0].value"]
