@@ -44,7 +44,7 @@ def pod_body(
             "containers": [
                 {
                     "name": "main",
-                    "image": "busybox",
+                    "image": "nginx",  # serves until stopped (busybox without a command exits at once)
                     "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}},
                     **container,
                 }

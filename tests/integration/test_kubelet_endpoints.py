@@ -56,7 +56,7 @@ def pod_body(
             "containers": [
                 {
                     "name": "main",
-                    "image": "busybox",
+                    "image": "nginx",  # serves until stopped (busybox without a command exits at once)
                     "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}},
                     **container,
                 }
@@ -111,7 +111,7 @@ def test_runningpods_lists_the_nodes_running_pods_in_the_kubelets_format(
     kubelet_ports: KubeletPorts,
 ) -> None:
     node = ready_virtual_node["metadata"]["name"]
-    run_pod(core_v1, namespace, pod_body(ready_virtual_node, "runner", image="busybox:1.36"))
+    run_pod(core_v1, namespace, pod_body(ready_virtual_node, "runner", image="nginx:1.27"))
     uid = core_v1.read_namespaced_pod("runner", namespace).metadata.uid
     path = "/runningpods/"
 
@@ -137,7 +137,7 @@ def test_runningpods_lists_the_nodes_running_pods_in_the_kubelets_format(
         "uid": uid,
         "creationTimestamp": None,
     }
-    assert item["spec"] == {"containers": [{"name": "main", "image": "busybox:1.36", "resources": {}}]}
+    assert item["spec"] == {"containers": [{"name": "main", "image": "nginx:1.27", "resources": {}}]}
 
     proxied = kubectl(cluster, "get", "--raw", f"/api/v1/nodes/{node}/proxy/runningpods/")
     assert proxied.returncode != 0 and "not allowed" in proxied.stderr, (

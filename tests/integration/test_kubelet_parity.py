@@ -33,7 +33,7 @@ def pod_on(
             "restartPolicy": restart_policy,
             "nodeName": node["metadata"]["name"],
             "tolerations": [{"key": "virtual-kubelet.io/provider", "operator": "Exists"}],
-            "containers": [{"name": "main", "image": "busybox", **container}],
+            "containers": [{"name": "main", "image": "nginx", **container}],  # serves unless given a command
         },
     }
 

@@ -37,7 +37,7 @@ def ready(core: client.CoreV1Api, name: str) -> str | None:
 def pod_body(node: str, name: str, **extra: Any) -> dict[str, Any]:
     annotations = extra.pop("annotations", {})
     labels = extra.pop("labels", {})
-    container = {"name": "main", "image": "busybox", **extra.pop("container", {})}
+    container = {"name": "main", "image": "nginx", **extra.pop("container", {})}  # serves until stopped
     return {
         "apiVersion": "v1",
         "kind": "Pod",
