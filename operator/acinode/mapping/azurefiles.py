@@ -39,6 +39,20 @@ _PV_CSI_REFUSED = {
     "server": "ACI mounts shares of the storage account's own endpoint only",
     "storageendpointsuffix": "ACI mounts shares of the storage account's own endpoint only",
 }
+#: PersistentVolume spec fields that are not its volume source (what remains names the source's kind).
+_PV_SPEC_FIELDS = frozenset(
+    {
+        "claimRef",
+        "accessModes",
+        "capacity",
+        "storageClassName",
+        "persistentVolumeReclaimPolicy",
+        "volumeMode",
+        "nodeAffinity",
+        "mountOptions",
+        "volumeAttributesClassName",
+    }
+)
 #: The azurefile CSI driver's default secretNamespace.
 CSI_DEFAULT_SECRET_NAMESPACE = "default"
 
@@ -58,22 +72,8 @@ def _share(
     found: problems.Problems,
 ) -> models.AzureFileVolume | None:
     secret = refs.secrets.get(secret_name)
-    if secret is None:
-        found.add(path, f"Secret {secret_name!r} not found", missing_object=True)
-        return None
-    data = references.secret_data(secret)
-    missing = [key for key in (AZURE_ACCOUNT_NAME_KEY, AZURE_ACCOUNT_KEY_KEY) if key not in data]
-    if missing:
-        found.add(path, f"Secret {secret_name!r} lacks {' and '.join(missing)}")
-        return None
-    if not share_name:
-        found.add(path, "needs a shareName")
-        return None
-    return models.AzureFileVolume(
-        share_name=share_name,
-        storage_account_name=data[AZURE_ACCOUNT_NAME_KEY].decode(errors="replace"),
-        storage_account_key=data[AZURE_ACCOUNT_KEY_KEY].decode(errors="replace"),
-        read_only=read_only or None,
+    return _share_from_secret(
+        secret, repr(secret_name), share_name, read_only=read_only, path=path, found=found
     )
 
 
@@ -220,7 +220,7 @@ def _share_from_secret(
         found.add(path, f"Secret {where} lacks {' and '.join(missing)}")
         return None
     if not share_name:
-        found.add(path, "names no share (shareName)")
+        found.add(path, "needs a shareName")
         return None
     return models.AzureFileVolume(
         share_name=share_name,
@@ -277,22 +277,7 @@ def azure_file_from_claim(
         return result if ok else None
     csi = spec.get("csi")
     if csi is None or csi.get("driver") != AZURE_FILE_CSI_DRIVER:
-        kinds = ", ".join(
-            key
-            for key in spec
-            if key
-            not in (
-                "claimRef",
-                "accessModes",
-                "capacity",
-                "storageClassName",
-                "persistentVolumeReclaimPolicy",
-                "volumeMode",
-                "nodeAffinity",
-                "mountOptions",
-                "volumeAttributesClassName",
-            )
-        )
+        kinds = ", ".join(key for key in spec if key not in _PV_SPEC_FIELDS)
         found.add(
             path,
             f"{where} is not an Azure Files share ({kinds or 'no source'}); ACI mounts only azureFile and "

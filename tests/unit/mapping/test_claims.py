@@ -180,7 +180,7 @@ def test_read_only_mount_is_honoured() -> None:
             PATH,
             "lacks azurestorageaccountkey",
         ),
-        (_refs(_in_tree(shareName="")), PATH, "names no share"),
+        (_refs(_in_tree(shareName="")), PATH, "needs a shareName"),
         (
             _refs({**_in_tree(), "spec": {**_in_tree()["spec"], "mountOptions": ["dir_mode=0777"]}}),
             PATH,
