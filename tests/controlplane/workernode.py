@@ -26,16 +26,19 @@ import contextlib
 import ctypes
 import dataclasses
 import hashlib
+import ipaddress
 import json
 import os
 import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -146,7 +149,11 @@ REQUIRED_TOOLS = {
 }
 # What the kubelet wants these kernel settings to be (container_manager_linux.go setupKernelTunables).
 SHADOWED_SYSCTLS = {"vm/overcommit_memory": "1", "kernel/panic": "10", "kernel/panic_on_oops": "1"}
-WORKER_COMPONENTS = ("forwarder", "containerd", "kubelet", "kube-proxy")
+WORKER_COMPONENTS = ("forwarder", "containerd", "kubelet", "kube-proxy", "standin-router")
+STANDIN_RANGES = (
+    "127.240.0.0/16",
+)  # the emulator's default --ip-range (operator/acinode/emulator/config.py)
+SOURCE_CNI_PLUGIN = kubecluster.SOURCE_DIR / "cni" / "acinode-standin"
 CLONE_NEWNET = 0x40000000
 
 
@@ -244,7 +251,7 @@ class WorkerNode:
         started = time.monotonic()
         binary = build()
         pause = pause_archive()
-        for sub in ("logs", "run", "ns", "cni/net.d", "cni/ipam", "kubelet", "pod-logs", "sysctl"):
+        for sub in ("logs", "run", "ns", "cni/net.d", "cni/ipam", "cni/bin", "kubelet", "pod-logs", "sysctl"):
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
         try:
             self._write_credentials()
@@ -262,6 +269,7 @@ class WorkerNode:
             self._spawn(
                 "kube-proxy", [str(binary), "kube-proxy", f"--config={self.state_dir / 'kube-proxy.yaml'}"]
             )
+            self._spawn_standin_router()
             self._wait_node_ready(kubectl, timeout)
         except BaseException:
             self.stop()
@@ -286,7 +294,7 @@ class WorkerNode:
         for name in ("kube-proxy", "kubelet"):
             self._terminate(name)
         self._kill_shims()
-        for name in ("containerd", "forwarder"):
+        for name in ("containerd", "forwarder", "standin-router"):
             self._terminate(name)
         self._teardown()
         with contextlib.suppress(FileNotFoundError):
@@ -328,7 +336,13 @@ class WorkerNode:
         # The host reaches pods (the API server calling an in-cluster kubelet API) through the node.
         _run("ip", "route", "add", POD_CIDR, "via", NODE_IP, "dev", self.host_veth)
         # Inside the node only: forwarding between pods, bridged traffic through iptables (kube-proxy's rules).
-        for key in ("net.ipv4.ip_forward=1", "net.bridge.bridge-nf-call-iptables=1"):
+        # route_localnet: the node forwards the emulator's loopback stand-in IPs (see cni/acinode-standin).
+        keys = (
+            "net.ipv4.ip_forward=1",
+            "net.ipv4.conf.all.route_localnet=1",
+            "net.bridge.bridge-nf-call-iptables=1",
+        )
+        for key in keys:
             _run("ip", "netns", "exec", ns, "sysctl", "-w", key, check=key.startswith("net.ipv4"))
 
     def _setup_mount_namespace(self) -> None:
@@ -346,7 +360,15 @@ class WorkerNode:
 
     def _write_configs(self) -> None:
         s = self.state_dir
-        cni_dir = cni_bin_dir()
+        # containerd 1.6 takes one CNI folder: Debian's plugins and acinode-standin, linked side by side.
+        cni_dir = s / "cni" / "bin"
+        debian_cni = Path(cni_bin_dir() or CNI_BIN_DIRS[0])
+        for plugin in [*debian_cni.iterdir(), SOURCE_CNI_PLUGIN]:
+            link = cni_dir / plugin.name
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(plugin)
+        pki_dir = self.cp_state_dir / "pki"
         (s / "containerd.toml").write_text(
             f"""version = 2
 root = "{s / "containerd" / "root"}"
@@ -411,12 +433,22 @@ oom_score = 0
                             },
                         },
                         {"type": "portmap", "capabilities": {"portMappings": True}},
+                        {
+                            "type": "acinode-standin",
+                            "standinRanges": list(STANDIN_RANGES),
+                            "netnsRecord": str(s / "cni" / "netns.txt"),
+                            "api": {
+                                "server": f"https://127.0.0.1:{self.api_port}",
+                                "caFile": str(pki_dir / "ca.crt"),
+                                "certFile": str(pki_dir / "kubelet.crt"),
+                                "keyFile": str(pki_dir / "kubelet.key"),
+                            },
+                        },
                     ],
                 },
                 indent=2,
             )
         )
-        pki_dir = self.cp_state_dir / "pki"
         (s / "resolv.conf").write_text("# no DNS on the acinode worker node\n")
         kubelet_config = {
             "apiVersion": "kubelet.config.k8s.io/v1beta1",
@@ -549,6 +581,11 @@ oom_score = 0
         cmd += ["--port", str(self.api_port), "--listen", "127.0.0.1", "--listen", NODE_IP]
         self._spawn("forwarder", cmd, in_namespaces=False)
 
+    def _spawn_standin_router(self) -> None:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "standin-routes", "--netns", self.netns]
+        cmd += ["--state-dir", str(self.cp_state_dir), "--port", str(self.api_port)]
+        self._spawn("standin-router", cmd, in_namespaces=False)
+
     def _terminate(self, name: str, timeout: float = 15.0) -> None:
         proc = self.processes.pop(name, None)
         if proc is None or proc.poll() is not None:
@@ -636,22 +673,13 @@ oom_score = 0
             _run("ip", "netns", "delete", self.netns, check=False)
 
     def _pod_netns(self) -> list[str]:
-        record = self.state_dir / "pod-netns.json"
-        names: set[str] = set(json.loads(record.read_text())) if record.exists() else set()
-        # containerd 1.6 puts sandbox namespaces in /var/run/netns/cni-<uuid>; the sandboxes' metadata names them.
-        sandboxes = self.state_dir / "containerd" / "root" / "io.containerd.grpc.v1.cri" / "sandboxes"
-        if sandboxes.exists():
-            for sandbox in sandboxes.iterdir():
-                with contextlib.suppress(OSError, ValueError, KeyError):
-                    meta = (
-                        json.loads((sandbox / "metadata.json").read_text())
-                        if (sandbox / "metadata.json").exists()
-                        else {}
-                    )
-                    path = meta.get("Metadata", {}).get("NetNSPath", "")
-                    if path:
-                        names.add(Path(path).name)
-        return sorted(n for n in names if Path(f"/var/run/netns/{n}").exists())
+        """Pod network namespaces containerd made for this node: cni/acinode-standin records each one on ADD.
+        They are mounted inside the node's mount namespace (gone with it); the host keeps their empty files."""
+        record = self.state_dir / "cni" / "netns.txt"
+        names = set(record.read_text().split()) if record.exists() else set()
+        with contextlib.suppress(FileNotFoundError):
+            record.unlink()
+        return sorted(n for n in names if n.startswith("cni-") and Path(f"/var/run/netns/{n}").exists())
 
     def _unmount_under(self, root: Path) -> None:
         prefix = str(root.resolve()) + "/"
@@ -729,6 +757,69 @@ def forward(netns: str, port: int, listen: Sequence[str]) -> None:
             threading.Thread(target=_pipe, args=(client, upstream), daemon=True).start()
 
 
+# --- Stand-in routes (runs as its own process) ---------------------------------------------------------------
+
+
+def standin_routes(cp_state_dir: Path, netns: str, port: int, interval: float = 1.0) -> None:
+    """Keep one route per virtual-node pod in the node: ``<stand-in IP>/32 via <its Node's InternalIP>``.
+
+    A virtual Node's InternalIP is the IP of the operator pod serving it, whose emulator answers on the stand-in
+    IP; routes go in table ``local`` (they must beat ``local 127.0.0.0/8``). Stale routes are removed."""
+    pki_dir = cp_state_dir / "pki"
+    ctx = ssl.create_default_context(cafile=str(pki_dir / "ca.crt"))
+    ctx.load_cert_chain(str(pki_dir / "admin.crt"), str(pki_dir / "admin.key"))
+    pod_net = ipaddress.ip_network(POD_CIDR)
+    standin = [ipaddress.ip_network(r) for r in STANDIN_RANGES]
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+
+    def get(path: str) -> Any:
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}{path}", context=ctx, timeout=10) as resp:
+            return json.load(resp)
+
+    while True:
+        time.sleep(interval)
+        try:
+            via: dict[str, str] = {}
+            for node in get("/api/v1/nodes")["items"]:
+                for addr in node.get("status", {}).get("addresses", []):
+                    if addr["type"] == "InternalIP" and ipaddress.ip_address(addr["address"]) in pod_net:
+                        via[node["metadata"]["name"]] = addr["address"]
+            wanted: dict[str, str] = {}
+            for pod in get("/api/v1/pods")["items"]:
+                ip, node_name = pod.get("status", {}).get("podIP"), pod["spec"].get("nodeName")
+                if ip and node_name in via and any(ipaddress.ip_address(ip) in r for r in standin):
+                    wanted[ip] = via[node_name]
+            table = _run("ip", "-n", netns, "route", "show", "table", "local", check=False).stdout
+            present = {}
+            for line in table.splitlines():
+                parts = line.split()
+                if len(parts) >= 3 and parts[1] == "via":
+                    present[parts[0].removesuffix("/32")] = parts[2]
+            for ip, gateway in wanted.items():
+                if present.get(ip) != gateway:
+                    _run(
+                        "ip",
+                        "-n",
+                        netns,
+                        "route",
+                        "replace",
+                        f"{ip}/32",
+                        "via",
+                        gateway,
+                        "dev",
+                        "cni0",
+                        "table",
+                        "local",
+                        check=False,
+                    )
+                    print(f"route {ip} via {gateway}", flush=True)
+            for ip in present.keys() - wanted.keys():
+                _run("ip", "-n", netns, "route", "del", f"{ip}/32", "table", "local", check=False)
+                print(f"route {ip} removed", flush=True)
+        except (OSError, ValueError, KeyError) as err:
+            print(f"standin-routes: {err}", flush=True)
+
+
 # --- Command line ------------------------------------------------------------------------------------------
 
 
@@ -745,7 +836,7 @@ def stop_detached(cp_state_dir: Path) -> bool:
         if name in pids:
             _stop_pid(pids[name])
     node._kill_shims()
-    for name in ("containerd", "forwarder"):
+    for name in ("containerd", "forwarder", "standin-router"):
         if name in pids:
             _stop_pid(pids[name])
     node._teardown()
@@ -768,7 +859,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=("build", "up", "down", "import", "check", "forward"))
+    parser.add_argument(
+        "command", choices=("build", "up", "down", "import", "check", "forward", "standin-routes")
+    )
     parser.add_argument("--state-dir", type=Path, default=kubecluster.REPO_ROOT / ".cluster")
     parser.add_argument("--netns")
     parser.add_argument("--port", type=int)
@@ -779,6 +872,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "forward":
             forward(args.netns, args.port, args.listen)
+        elif args.command == "standin-routes":
+            standin_routes(state_dir, args.netns, args.port)
         elif args.command == "check":
             reason = unavailable_reason()
             print(reason or "ok")
