@@ -83,6 +83,8 @@ bench: kube ## Run the benchmarks in bench/ and print their JSON summary.
 # The Helm chart: helm (built from its Go module), chart CRD sync/verify, lint, template, image.
 include helm/helm.mk
 
+include image/image.mk
+
 ##@ Verification
 .PHONY: verify
 verify: lint verify-chart-crds helm-lint ## Everything CI checks besides tests: lint, types, import layers, chart CRDs, helm lint.
