@@ -232,7 +232,13 @@ class Lifecycle:
             op.finish(time.time(), status, error)
 
     async def _provision(self, group: store.GroupRecord, gen: int, op: store.Operation | None) -> None:
-        await asyncio.sleep(self.cfg.provisioning_delay)
+        # Azure: Pending, then Creating while the group is placed (no container views yet, as test_container_
+        # create_with_msi_scope recorded), then the pulls; the provisioning delay is split between the two.
+        await asyncio.sleep(self.cfg.provisioning_delay / 2)
+        if group.provisioning_state == "Pending":
+            group.provisioning_state = "Creating"
+            self.store.touch()
+        await asyncio.sleep(self.cfg.provisioning_delay / 2)
         failure = self.take_lro_failure() if op is not None else None
         if failure is not None:
             code, message = failure
@@ -243,8 +249,6 @@ class Lifecycle:
             self._finish_operation(group, "Failed", {"code": code, "message": message})
             self.store.touch()
             return
-        if group.provisioning_state == "Pending":
-            group.provisioning_state = "Creating"  # Azure: Pending → Creating (pulls, starts) → Succeeded
         now = time.time()
         every = list(group.init_containers.values()) + list(group.containers.values())
         specs = {c["name"]: c for c in group.container_specs(True) + group.container_specs()}

@@ -149,15 +149,13 @@ def operation_body(op: store.Operation, group: store.GroupRecord | None) -> wire
     """The Azure-AsyncOperation status document (polled by the SDK until a terminal status).
 
     As Azure answers it: ``{id (the group's), status, startTime, properties: {events}, error?}`` with the
-    containers' events; while in progress the status is ``Pending``, then ``Creating`` once the image pulls have
-    begun (every recording: no ``name``, no ``endTime``)."""
+    containers' events; while in progress the status is ``Pending``, then ``Creating`` once the group is placed (or,
+    for a start or restart, once the image pulls have begun) (every recording: no ``name``, no ``endTime``)."""
     status = op.status
     if status == "InProgress":
-        pulling = group is not None and any(
-            r.current is not None
-            for r in list(group.init_containers.values()) + list(group.containers.values())
-        )
-        status = "Creating" if pulling else "Pending"
+        runtimes = list(group.init_containers.values()) + list(group.containers.values()) if group else []
+        placed = group is not None and group.provisioning_state == "Creating"
+        status = "Creating" if placed or any(r.current is not None for r in runtimes) else "Pending"
     out: wire.Json = {
         "id": op.resource_id,
         "status": status,
