@@ -7,6 +7,7 @@ Durations are in seconds and their names end in ``_seconds``.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -404,6 +405,19 @@ def validation_problems(operator_settings: Settings) -> list[str]:
     return problems
 
 
+#: ACINODE_* variables that are not settings (ACINODE_<SECTION>_<FIELD>) yet are read by acinode.
+_NOT_SETTINGS = frozenset({"ACINODE_REPLICA_ID"})
+
+
+def _near_miss(name: str, known: set[str]) -> str | None:
+    """The setting a misspelt variable most likely meant (ACINODE_METRIC_PORT: ACINODE_METRICS_PORT), if any.
+    Variables of other tools (ACINODE_BENCH_*, ACINODE_TEST_*) are not close to any setting name and pass."""
+    if name in _NOT_SETTINGS:
+        return None
+    matches = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.85)
+    return matches[0] if matches else None
+
+
 def settings_from_environment(environ: Mapping[str, str] | None = None) -> Settings:
     """Defaults, overridden by the downward API (``POD_IP``) and by ``ACINODE_<SECTION>_<FIELD>`` variables
     (for example ``ACINODE_LEASE_RENEW_INTERVAL_SECONDS=5``). Raises ValueError naming a malformed variable."""
@@ -427,9 +441,18 @@ def settings_from_environment(environ: Mapping[str, str] | None = None) -> Setti
         for field in dataclasses.fields(getattr(defaults, section.name))
     }
     prefixes = tuple(f"ACINODE_{section.name.upper()}_" for section in dataclasses.fields(Settings))
-    unknown = sorted(name for name in env if name.startswith(prefixes) and name not in known)
+    unknown = sorted(
+        name
+        for name in env
+        if name not in known
+        and (name.startswith(prefixes) or (name.startswith("ACINODE_") and _near_miss(name, known)))
+    )
     if unknown:
-        raise ValueError(f"unknown setting {', '.join(unknown)} (see acinode/settings.py for the names)")
+        named = ", ".join(
+            f"{name} (did you mean {_near_miss(name, known)}?)" if _near_miss(name, known) else name
+            for name in unknown
+        )
+        raise ValueError(f"unknown setting {named} (see acinode/settings.py for the names)")
     problems = validation_problems(built)
     if problems:
         raise ValueError("; ".join(problems))
