@@ -5,6 +5,7 @@ values schema refusing wrong values with a message that names them."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from helm import chart
 from support.waiting import wait_until
@@ -77,6 +79,17 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "service-monitor": {
         "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}}
     },
+    "prometheus-rule": {
+        "metrics": {"prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}}}
+    },
+    "emulator-existing-secret": {
+        "emulator": {
+            "enabled": True,
+            "existingSecret": "my-emulator",
+            "caBundle": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        }
+    },
+    "no-kubelet-api": {"operator": {"settings": {"ACINODE_KUBELET_ENABLED": "false"}}},
     "single-replica": {"replicas": 1},
 }
 
@@ -201,13 +214,20 @@ def test_pods_run_restricted_non_root_read_only_without_capabilities(
 def test_operator_probes_hit_the_kopf_health_endpoint_it_is_told_to_serve(
     render: Callable[[str], chart.Rendered],
 ) -> None:
+    """Liveness: Kopf's /healthz (the operator's loops run). Readiness, distinct: the kubelet API accepts
+    connections (the replica logged in, started, and serves what the API server connects to for logs/exec)."""
     operator = container(render("default"))
     ports = {p["name"]: p["containerPort"] for p in operator["ports"]}
     assert ports == {"kubelet": 10250, "health": 8080, "metrics": 9090}
     assert f"--liveness=http://0.0.0.0:{ports['health']}/healthz" in operator["args"]
+    assert operator["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert operator["readinessProbe"]["tcpSocket"] == {"port": "kubelet"}
+    assert "httpGet" not in operator["readinessProbe"]
     for probe in ("livenessProbe", "readinessProbe"):
-        assert operator[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
         assert operator[probe]["periodSeconds"] > 0 and operator[probe]["failureThreshold"] >= 1
+    # Without a kubelet API there is nothing else to be ready for: Kopf's /healthz.
+    no_kubelet = container(render("no-kubelet-api"))
+    assert no_kubelet["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
 
 
 def test_operator_gets_pod_ip_namespace_and_identity_from_the_downward_api(
@@ -284,6 +304,9 @@ EXPECTED_CLUSTER_GRANTS = {
     *((group, "events", v, None) for group in ("", "events.k8s.io") for v in ("create", "patch")),
     ("", "secrets", "get", None),
     ("", "configmaps", "get", None),
+    # A claim a pod names, and its PersistentVolume (an Azure Files share mounted through a claim).
+    ("", "persistentvolumeclaims", "get", None),
+    ("", "persistentvolumes", "get", None),
     ("", "services", "get", None),
     ("", "services", "list", None),
     ("", "serviceaccounts/token", "create", None),
@@ -461,16 +484,21 @@ def test_emulator_runs_as_a_loopback_sidecar_with_the_chart_certificates(
     assert "--plain-http" not in emulator["args"]
     secret_name = f"{FULLNAME}-emulator"
     assert env_of(emulator)["EMULATOR_TOKEN"] == {"secretKeyRef": {"name": secret_name, "key": "token"}}
-    (init,) = spec["initContainers"]
-    assert init["command"][0] == "cp"
-    assert init["command"][-1] == "/var/lib/acinode-emulator/"
+    # No init container (the image has no shell tools): the CA is mounted into the emulator's state folder, and
+    # the emulator issues its server certificate from it when it starts.
+    assert "initContainers" not in spec
+    mounts = {m["mountPath"]: m for m in emulator["volumeMounts"]}
+    assert mounts["/var/lib/acinode-emulator"]["name"] == "emulator-state"
+    for key in ("ca.pem", "ca-key.pem"):
+        mount = mounts[f"/var/lib/acinode-emulator/{key}"]
+        assert (mount["name"], mount["subPath"], mount["readOnly"]) == ("emulator-secret", key, True)
     volumes = {v["name"]: v for v in spec["volumes"]}
     assert volumes["emulator-secret"]["secret"]["secretName"] == secret_name
     assert "token" not in {item["key"] for item in volumes["emulator-secret"]["secret"]["items"]}
     assert "checksum/emulator" in rendered.one("StatefulSet")["spec"]["template"]["metadata"]["annotations"]
 
     secret = rendered.one("Secret", secret_name)
-    assert set(secret["data"]) == {"ca.pem", "ca-key.pem", "server.pem", "server-key.pem", "token"}
+    assert set(secret["data"]) == {"ca.pem", "ca-key.pem", "token"}
     vn = rendered.one("VirtualNode", "acinode-emulator")
     azure = vn["spec"]["azure"]
     assert azure["cloud"]["name"] == "Custom"
@@ -488,7 +516,7 @@ def emulator_from_chart(render: Callable[[str], chart.Rendered], tmp_path: Path)
     """The real emulator started as the chart's sidecar starts it: its state folder seeded from the Secret."""
     rendered = render("emulator")
     secret = rendered.one("Secret", f"{FULLNAME}-emulator")
-    for key in ("ca.pem", "ca-key.pem", "server.pem", "server-key.pem"):
+    for key in ("ca.pem", "ca-key.pem"):
         (tmp_path / key).write_bytes(base64.b64decode(secret["data"][key]))
     token = base64.b64decode(secret["data"]["token"]).decode()
     acinode = Path(sys.executable).with_name("acinode")
@@ -546,6 +574,71 @@ def test_emulator_serves_tls_the_virtual_nodes_ca_bundle_verifies(
     assert Path(endpoint["ca_file"]).read_text().strip() == ca_bundle.strip()
 
 
+def test_emulator_mode_renders_the_same_twice(helm: chart.Helm) -> None:
+    """Nothing random at render time (no generated CA, key or token), so a GitOps tool syncing the chart sees no
+    change and restarts nothing."""
+    first = helm.template(VARIANTS["emulator"], release=RELEASE, namespace=NAMESPACE)
+    second = helm.template(VARIANTS["emulator"], release=RELEASE, namespace=NAMESPACE)
+    assert first.objects == second.objects
+    for name in ("templates/emulator.yaml", "templates/statefulset.yaml"):
+        text = (chart.CHART_DIR / name).read_text()
+        for generator in (
+            "genCA",
+            "genPrivateKey",
+            "genSignedCert",
+            "randAlphaNum",
+            "randAscii",
+            "uuidv4",
+            "now",
+        ):
+            assert not re.search(rf"\b{generator}\b", text), f"{name} calls {generator}"
+
+
+def test_emulator_with_an_existing_secret_renders_no_secret_and_uses_its_ca(
+    render: Callable[[str], chart.Rendered],
+) -> None:
+    rendered = render("emulator-existing-secret")
+    assert not rendered.has("Secret")
+    volumes = {v["name"]: v for v in pod_spec(rendered)["volumes"]}
+    assert volumes["emulator-secret"]["secret"]["secretName"] == "my-emulator"
+    emulator = container(rendered, "emulator")
+    assert env_of(emulator)["EMULATOR_TOKEN"] == {"secretKeyRef": {"name": "my-emulator", "key": "token"}}
+    azure = rendered.one("VirtualNode", "acinode-emulator")["spec"]["azure"]
+    assert azure["cloud"]["caBundle"].startswith("-----BEGIN CERTIFICATE-----\nMIIB")
+    assert azure["credentials"]["secretRef"] == {"name": "my-emulator"}
+
+
+def test_emulator_existing_secret_needs_its_ca_bundle(helm: chart.Helm) -> None:
+    with pytest.raises(chart.HelmError) as failure:
+        helm.template({"emulator": {"enabled": True, "existingSecret": "my-emulator"}})
+    assert "emulator.caBundle" in failure.value.stderr
+
+
+# --- the PrometheusRule ---------------------------------------------------------------------------------------
+
+
+def test_prometheus_rule_is_off_by_default(render: Callable[[str], chart.Rendered]) -> None:
+    assert not render("default").has("PrometheusRule")
+
+
+def test_prometheus_rule_carries_the_alerts_of_the_monitoring_guide(
+    render: Callable[[str], chart.Rendered],
+) -> None:
+    rule = render("prometheus-rule").one("PrometheusRule")
+    assert rule["metadata"]["namespace"] == NAMESPACE
+    assert rule["metadata"]["labels"]["release"] == "prometheus"
+    guide = (chart.CHART_DIR.parents[1] / "docs" / "monitoring.md").read_text()
+    section = guide[guide.index("## Sample alerts") :]
+    block = section[section.index("```yaml\n") + len("```yaml\n") :]
+    documented = yaml.safe_load(block[: block.index("```")])
+    assert rule["spec"]["groups"] == documented["spec"]["groups"]
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert {"AcinodeNodeHeartbeatTooOld", "AcinodeOrphanContainerGroups", "AcinodeNodeNotReady"} <= alerts
+    # Prometheus' placeholders reach Prometheus untouched (Helm does not template the rules file).
+    summaries = [r["annotations"]["summary"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    assert any("{{ $labels.node }}" in s for s in summaries)
+
+
 # --- NOTES.txt ------------------------------------------------------------------------------------------------
 
 
@@ -595,7 +688,26 @@ BAD_VALUES = [
     ({"virtualNodes": [{"name": "aci"}]}, r"/virtualNodes/0.*missing propert.*spec"),
     ({"virtualNodes": [{"name": "Not_A_Name", "spec": {}}]}, r"/virtualNodes/0/name.*does not match pattern"),
     ({"emulator": {"enabled": "yes"}}, r"/emulator/enabled.*got string, want boolean"),
+    (
+        {"operator": {"settings": {"ACINODE_METRIC_PORT": "9191"}}},
+        r"/operator/settings.*additional properties 'ACINODE_METRIC_PORT' not allowed",
+    ),
+    ({"emulator": {"caValidityDays": 30}}, r"additional properties 'caValidityDays' not allowed"),
 ]
+
+
+def test_the_schema_knows_every_operator_setting() -> None:
+    """operator.settings accepts exactly the settings acinode reads (a misspelt one fails helm install)."""
+    from acinode import settings  # noqa: PLC0415
+
+    defaults = settings.Settings()
+    names = {
+        f"ACINODE_{section.name.upper()}_{field.name.upper()}"
+        for section in dataclasses.fields(defaults)
+        for field in dataclasses.fields(getattr(defaults, section.name))
+    }
+    schema = json.loads((chart.CHART_DIR / "values.schema.json").read_text())
+    assert set(schema["properties"]["operator"]["properties"]["settings"]["properties"]) == names
 
 
 @pytest.mark.parametrize(("values", "message"), BAD_VALUES, ids=[m for _, m in BAD_VALUES])

@@ -75,9 +75,9 @@ cannot override the standard ones). */}}
 {{- end }}
 {{- end }}
 
-{{/* The Secret that holds the emulator's CA and bearer token. */}}
+{{/* The Secret that holds the emulator's CA and bearer token: the chart's, or emulator.existingSecret. */}}
 {{- define "acinode.emulatorSecretName" -}}
-{{- printf "%s-emulator" (include "acinode.fullname" .) }}
+{{- .Values.emulator.existingSecret | default (printf "%s-emulator" (include "acinode.fullname" .)) }}
 {{- end }}
 
 {{/* The ARM endpoint the emulator serves inside each operator pod (a sidecar: same network namespace). */}}
