@@ -618,6 +618,9 @@ def install_python(root: Path, arch: str, epoch: int, git_ref: str | None) -> No
                 if "direct_url.json" not in line and not line.startswith("../../bin/")
             ]
             record.write_text("\n".join(lines) + "\n")
+    python3 = root / "usr/bin/python3"
+    if not python3.exists():
+        os.symlink(f"python{PY_VERSION}", python3)  # what python3-minimal would add
     script = root / "usr/bin/acinode"
     script.write_text(
         f"#!/usr/bin/python{PY_VERSION}\n"

@@ -22,12 +22,14 @@ IMAGE_DIR = Path(__file__).resolve().parents[2] / "image"
 
 
 def _load(name: str) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, IMAGE_DIR / f"{name}.py")
+    """image/<name>.py, under a name of its own (image/build.py is no PyPI `build`)."""
+    key = f"acinode_image_{name}"
+    if key in sys.modules:
+        return sys.modules[key]
+    spec = importlib.util.spec_from_file_location(key, IMAGE_DIR / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
+    sys.modules[key] = module
     spec.loader.exec_module(module)
     return module
 

@@ -50,7 +50,12 @@ def test_acinode_run_reports_the_misspelt_variable_at_start_and_exits_2(tmp_path
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACINODE_")}
     env.update({"ACINODE_METRIC_PORT": "9191", "KUBECONFIG": str(tmp_path / "none")})
     result = subprocess.run(
-        [str(acinode), "run", "--log-format=plain"], env=env, capture_output=True, text=True, timeout=25
+        [str(acinode), "run", "--log-format=plain"],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=25,
     )
     assert result.returncode == 2, result.stdout + result.stderr
     output = result.stdout + result.stderr
