@@ -74,6 +74,44 @@ def build_parser() -> argparse.ArgumentParser:
         "and tests without an Azure subscription.",
     )
     emulator_options.add_arguments(emulator)
+
+    gc = sub.add_parser(
+        "gc",
+        help="list (and with --delete, delete) container groups acinode left behind: their pod no longer exists",
+        description="Find the container groups of a resource group that acinode created for this cluster (its "
+        "tags) and whose pod no longer exists: left by an uninstall that removed the operator before its "
+        "VirtualNodes, or by a VirtualNode whose finalizer was removed. A dry run unless --delete.",
+    )
+    gc.add_argument("--subscription-id", required=True, help="subscription of the container groups")
+    gc.add_argument("--resource-group", required=True, help="resource group of the container groups")
+    gc.add_argument("--delete", action="store_true", help="delete the groups found (default: only list them)")
+    gc.add_argument("--kubeconfig", help="the cluster's kubeconfig (default: in-cluster, else $KUBECONFIG)")
+    gc.add_argument("--context", help="kubeconfig context to use (default: the current context)")
+    gc.add_argument(
+        "--cluster-id",
+        help="the cluster id the groups are tagged with (acinode.cluster-id: the kube-system namespace's uid); "
+        "checked against the cluster's unless --cluster-gone",
+    )
+    gc.add_argument(
+        "--cluster-gone",
+        action="store_true",
+        help="the cluster no longer exists: every group tagged with --cluster-id is left behind (no Kubernetes "
+        "access needed)",
+    )
+    gc.add_argument(
+        "--cloud", default="AzurePublicCloud", help="AzurePublicCloud, AzureUSGovernment, AzureChinaCloud"
+    )
+    gc.add_argument("--endpoint", help="a custom ARM endpoint (a private cloud, or the emulator)")
+    gc.add_argument("--ca-bundle", metavar="FILE", help="PEM CAs to trust for the ARM endpoint")
+    gc.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="a bearer token for ARM (the emulator's); default: azure-identity's DefaultAzureCredential "
+        "(az login, environment, workload or managed identity)",
+    )
+    gc.add_argument(
+        "--client-id", help="client id of the managed identity to use with the default credential"
+    )
     return parser
 
 
@@ -100,5 +138,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         from acinode.emulator import app as emulator_app
 
         return emulator_app.run(args)
+    if args.command == "gc":
+        from acinode import gc as gc_command
+
+        return gc_command.run(
+            gc_command.GcOptions(
+                subscription_id=args.subscription_id,
+                resource_group=args.resource_group,
+                delete=args.delete,
+                kubeconfig=args.kubeconfig,
+                context=args.context,
+                cluster_id=args.cluster_id,
+                cluster_gone=args.cluster_gone,
+                cloud=args.cloud,
+                endpoint=args.endpoint,
+                ca_bundle=args.ca_bundle,
+                token_file=args.token_file,
+                client_id=args.client_id,
+            ),
+            sys.stdout,
+        )
     parser.print_help(sys.stderr)
     return 2
