@@ -26,12 +26,14 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed ## Create the virtualenv and install acinode with its test tools.
 
 .PHONY: lint
-lint: install ## ruff, mypy (strict), the import-layer contracts and the REST-path layering check.
-	$(VENV)/bin/ruff check operator tests bench examples
-	$(VENV)/bin/ruff format --check operator tests bench examples
+lint: install ## ruff, mypy (strict), the import-layer contracts, the REST-path layering check, actionlint.
+	$(VENV)/bin/ruff check operator tests bench examples image
+	$(VENV)/bin/ruff format --check operator tests bench examples image
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit/test_layering.py
+	@test -x .cache/bin/actionlint || { echo "actionlint v1.7.12 (Go module proxy) -> .cache/bin"; GOBIN=$(CURDIR)/.cache/bin go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12; }
+	.cache/bin/actionlint
 
 .PHONY: fmt
 fmt: install ## Format the code and apply ruff's safe fixes.
