@@ -93,3 +93,4 @@ verify: lint verify-chart-crds helm-lint ## Everything CI checks besides tests: 
 
 # Chaos, bad input, HA and security scenarios (make chaos); the short subset runs in make test.
 include chaos.mk
+include tests/controlplane/worker.mk

@@ -324,6 +324,12 @@ class WorkerNode:
 
     def _setup_network(self) -> None:
         self._teardown_network()  # a previous run killed hard
+        other = _run("ip", "route", "show", POD_CIDR, check=False).stdout.strip()
+        if other:
+            raise WorkerUnavailableError(
+                f"another worker node runs on this machine (host route {other!r}): one at a time; stop it first "
+                "(make cluster-down, or workernode.py --state-dir <its dir> down)"
+            )
         ns = self.netns
         _run("ip", "netns", "add", ns)
         _run("ip", "-n", ns, "link", "set", "lo", "up")
@@ -619,12 +625,15 @@ oom_score = 0
         )
 
     def _wait_node_ready(self, kubectl: Any, timeout: float) -> None:
-        jsonpath = '{.status.conditions[?(@.type=="Ready")].status}'
+        """Ready, as posted by this kubelet (a Node object left by an earlier run may still say Ready)."""
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 2))
+        jsonpath = '{.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}'
 
         def ready() -> bool:
-            return bool(
-                kubectl("get", "node", NODE_NAME, "-o", f"jsonpath={jsonpath}", check=False) == "True"
-            )
+            status, _, heartbeat = kubectl(
+                "get", "node", NODE_NAME, "-o", f"jsonpath={jsonpath}", check=False
+            ).partition(" ")
+            return status == "True" and heartbeat >= since
 
         self._wait(f"node {NODE_NAME} Ready", ready, timeout)
 
@@ -860,16 +869,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "command", choices=("build", "up", "down", "import", "check", "forward", "standin-routes")
+        "command", choices=("build", "up", "down", "status", "import", "check", "forward", "standin-routes")
     )
     parser.add_argument("--state-dir", type=Path, default=kubecluster.REPO_ROOT / ".cluster")
+    parser.add_argument(
+        "--with-control-plane",
+        action="store_true",
+        help="build/up/down/status: the control plane too (kubecluster.py), then the worker (make ... WORKER=1)",
+    )
+    parser.add_argument("--node-monitor-grace-period", default="20s")
     parser.add_argument("--netns")
     parser.add_argument("--port", type=int)
     parser.add_argument("--listen", action="append", default=[])
     parser.add_argument("archives", nargs="*", type=Path, help="import: OCI archives [name=archive]")
     args = parser.parse_intermixed_args(argv)
     state_dir: Path = args.state_dir.resolve()
+    cp_args = ["--state-dir", str(state_dir)]
     try:
+        if args.with_control_plane and args.command in ("up", "down", "build"):
+            if args.command == "down":
+                if stop_detached(state_dir):
+                    print("worker stopped")
+                return kubecluster.main(["down", *cp_args])
+            if args.command == "build" and kubecluster.main(["build"]) != 0:
+                return 1
+            if args.command == "up":
+                stop_detached(state_dir)  # `up` restarts the control plane: never orphan a worker
+                grace = f"--node-monitor-grace-period={args.node_monitor_grace_period}"
+                if kubecluster.main(["up", *cp_args, grace]) != 0:
+                    return 1
         if args.command == "forward":
             forward(args.netns, args.port, args.listen)
         elif args.command == "standin-routes":
@@ -882,12 +910,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(build())
             print(pause_archive())
             print(netcheck_archive())
+        elif args.command == "status":
+            if args.with_control_plane:
+                kubecluster.main(["status", *cp_args])
+            state_file = state_dir / "worker" / "pids.json"
+            if not state_file.exists():
+                print(f"no worker node ({state_dir})")
+                return 1
+            state = json.loads(state_file.read_text())
+            print(f"worker node {NODE_NAME}  netns {state['netns']}  InternalIP {NODE_IP}")
+            for name, pid in state["pids"].items():
+                status = "running" if kubecluster._pid_alive(pid) else "gone"
+                print(f"  {name:<25} pid {pid:<8} {status:<8} rss {kubecluster._rss_kib(pid) / 1024:.0f} MiB")
         elif args.command == "up":
             cp_state = json.loads((state_dir / "pids.json").read_text())
             stop_detached(state_dir)
             node = WorkerNode(state_dir, server=cp_state["server"], detach=True)
             cp = kubecluster.ControlPlane(state_dir, binary=Path(cp_state["binary"]))
             node.start(cp.kubectl)
+            print(f"export KUBECONFIG={cp.kubeconfig}")
         elif args.command == "down":
             print("worker stopped" if stop_detached(state_dir) else f"no worker in {state_dir}")
         elif args.command == "import":
