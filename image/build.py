@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -34,6 +35,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import oci
@@ -878,12 +880,17 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument(
         "--git-ref", help="build acinode from this commit's sources instead of the work tree's (e.g. HEAD)"
     )
+    ins = sub.add_parser("inspect", help="print an OCI archive's digest, platform, user, entrypoint and size")
+    ins.add_argument("archive", type=Path)
+    ins.add_argument("--expect-user", help="fail unless the image runs as this user")
     lk = sub.add_parser(
         "lock", help="re-resolve the pinned inputs (Debian packages, or python: the PyPI wheels)"
     )
     lk.add_argument("image", choices=[*sorted(IMAGES), "python"])
     lk.add_argument("--arch", action="append", choices=sorted(ARCHES))
     args = parser.parse_args(argv)
+    if args.command == "inspect":
+        return inspect(args.archive, args.expect_user)
     if args.command == "lock":
         if args.image == "python":
             lock_python()
@@ -903,6 +910,35 @@ def main(argv: list[str] | None = None) -> int:
     )
     digest = build(args.image, args.arch, out, name, epoch, args.git_ref)
     print(digest, flush=True)
+    return 0
+
+
+def inspect(archive: Path, expect_user: str | None) -> int:
+    with tarfile.open(archive) as tar:
+
+        def blob(digest: str) -> dict[str, Any]:
+            member = tar.extractfile(f"blobs/sha256/{digest.split(':', 1)[1]}")
+            assert member is not None
+            value: dict[str, Any] = json.load(member)
+            return value
+
+        index_file = tar.extractfile("index.json")
+        assert index_file is not None
+        (descriptor,) = json.load(index_file)["manifests"]
+        manifest = blob(descriptor["digest"])
+        config = blob(manifest["config"]["digest"])
+    facts = {
+        "name": descriptor.get("annotations", {}).get("io.containerd.image.name"),
+        "digest": descriptor["digest"],
+        "platform": f"{config['os']}/{config['architecture']}",
+        "user": config["config"].get("User", ""),
+        "entrypoint": config["config"].get("Entrypoint", []),
+        "layers_compressed_bytes": sum(layer["size"] for layer in manifest["layers"]),
+    }
+    print(json.dumps(facts))
+    if expect_user is not None and facts["user"] != expect_user:
+        print(f"{archive}: runs as {facts['user']!r}, not {expect_user!r}", file=sys.stderr)
+        return 1
     return 0
 
 

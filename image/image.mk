@@ -36,7 +36,11 @@ image-check: install image-deps ## Build the operator image twice from HEAD's so
 	two=$$($(IMAGE_BUILD) build operator --arch $(IMAGE_ARCH) --name $(IMAGE_NAME) --git-ref $$ref --out .cache/image/check-2.oci.tar | tail -n1); \
 	echo "first:  $$one"; echo "second: $$two"; \
 	if [ "$$one" != "$$two" ]; then echo "image-check: the two builds differ" >&2; exit 1; fi; \
-	cmp .cache/image/check-1.oci.tar .cache/image/check-2.oci.tar && echo "image-check: reproducible ($$ref)"
+	cmp .cache/image/check-1.oci.tar .cache/image/check-2.oci.tar || exit 1; \
+	echo "image-check: reproducible ($$ref)"; \
+	$(IMAGE_BUILD) inspect .cache/image/check-1.oci.tar --expect-user 65532:65532 || exit 1; \
+	if [ "$(IMAGE_ARCH)" = "$$(dpkg --print-architecture)" ]; then \
+		chroot --userspec=65532:65532 .cache/image/rootfs/operator-$(IMAGE_ARCH) /usr/bin/acinode --version || exit 1; fi
 
 .PHONY: image-lock
 image-lock: install image-deps ## Re-resolve the image inputs: Debian packages (image/lock/) and PyPI wheels (image/requirements.lock).
