@@ -41,6 +41,7 @@ DEFAULT_COMMANDS: dict[str, list[str]] = {
     "caddy": _SERVE,
     "registry.k8s.io/pause": _SERVE,
     "mcr.microsoft.com/azuredocs/aci-helloworld": _SERVE,
+    "microsoft/aci-helloworld": _SERVE,
 }
 
 
