@@ -155,6 +155,8 @@ STANDIN_RANGES = (
 )  # the emulator's default --ip-range (operator/acinode/emulator/config.py)
 SOURCE_CNI_PLUGIN = kubecluster.SOURCE_DIR / "cni" / "acinode-standin"
 CLONE_NEWNET = 0x40000000
+VAR_LIB_KUBELET = Path("/var/lib/kubelet")
+CNI_RESULTS = Path("/var/lib/cni/results")
 
 
 class WorkerUnavailableError(RuntimeError):
@@ -289,10 +291,11 @@ class WorkerNode:
                 self.ctr("images", "tag", "--force", source, name)
 
     def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            self._remove_pods()
+        # The kubelet first: it would recreate every sandbox killed under it.
         for name in ("kube-proxy", "kubelet"):
             self._terminate(name)
+        with contextlib.suppress(Exception):
+            self._remove_pods()
         self._kill_shims()
         for name in ("containerd", "forwarder", "standin-router"):
             self._terminate(name)
@@ -342,6 +345,9 @@ class WorkerNode:
         # The host reaches pods (the API server calling an in-cluster kubelet API) through the node.
         _run("ip", "route", "add", POD_CIDR, "via", NODE_IP, "dev", self.host_veth)
         # Inside the node only: forwarding between pods, bridged traffic through iptables (kube-proxy's rules).
+        if not Path("/proc/sys/net/bridge").exists() and shutil.which("modprobe"):
+            # Service replies between pods on one bridge must pass iptables (conntrack) to be un-DNATed.
+            _run("modprobe", "br_netfilter", check=False)
         # route_localnet: the node forwards the emulator's loopback stand-in IPs (see cni/acinode-standin).
         keys = (
             "net.ipv4.ip_forward=1",
@@ -352,6 +358,9 @@ class WorkerNode:
             _run("ip", "netns", "exec", ns, "sysctl", "-w", key, check=key.startswith("net.ipv4"))
 
     def _setup_mount_namespace(self) -> None:
+        # The kubelet creates /var/lib/kubelet/device-plugins whatever its --root-dir: remove it after if it is ours.
+        if not VAR_LIB_KUBELET.exists():
+            (self.state_dir / "created-var-lib-kubelet").touch()
         ns_dir = self.state_dir / "ns"
         if not _is_mountpoint(ns_dir):
             _run("mount", "--bind", str(ns_dir), str(ns_dir))
@@ -640,11 +649,19 @@ oom_score = 0
     # -- tear-down
 
     def _remove_pods(self) -> None:
-        """Stop every pod sandbox through containerd's tasks (CNI DEL happens when the kubelet is gone? no: kill)."""
+        """Kill and delete every task, so that each shim exits and removes its socket (in /run/containerd/s)."""
         if not self.containerd_socket.exists():
             return
-        for task in self.ctr("tasks", "list", "-q", check=False, timeout=30).split():
+        tasks = self.ctr("tasks", "list", "-q", check=False, timeout=30).split()
+        for task in tasks:
             self.ctr("tasks", "kill", "--signal", "SIGKILL", task, check=False, timeout=30)
+        for task in tasks:
+            self.ctr("tasks", "delete", "--force", task, check=False, timeout=30)
+        # libcni caches each ADD's result in /var/lib/cni/results, whatever containerd's folders.
+        for container in self.ctr("containers", "list", "-q", check=False, timeout=30).split():
+            for prefix in ("acinode-pods", "cni-loopback"):
+                for cached in CNI_RESULTS.glob(f"{prefix}-{container}-*"):
+                    cached.unlink(missing_ok=True)
 
     def _kill_shims(self) -> None:
         """containerd's shims outlive containerd: kill those serving this node (found by their -address)."""
@@ -671,6 +688,10 @@ oom_score = 0
             if _is_mountpoint(path):
                 _run("umount", "-l", str(path), check=False)
         self._remove_cgroups()
+        marker = self.state_dir / "created-var-lib-kubelet"
+        if marker.exists():
+            shutil.rmtree(VAR_LIB_KUBELET, ignore_errors=True)
+            marker.unlink()
 
     def _teardown_network(self) -> None:
         # Pod network namespaces containerd made for this node's sandboxes (their veths die with the node's).
@@ -839,11 +860,11 @@ def stop_detached(cp_state_dir: Path) -> bool:
     if not (cp_state_dir / "worker").exists():
         return False
     pids = json.loads(state_file.read_text())["pids"] if state_file.exists() else {}
-    with contextlib.suppress(Exception):
-        node._remove_pods()
-    for name in ("kube-proxy", "kubelet"):
+    for name in ("kube-proxy", "kubelet"):  # the kubelet first: it would recreate every sandbox killed under it
         if name in pids:
             _stop_pid(pids[name])
+    with contextlib.suppress(Exception):
+        node._remove_pods()
     node._kill_shims()
     for name in ("containerd", "forwarder", "standin-router"):
         if name in pids:
