@@ -860,7 +860,8 @@ def stop_detached(cp_state_dir: Path) -> bool:
     if not (cp_state_dir / "worker").exists():
         return False
     pids = json.loads(state_file.read_text())["pids"] if state_file.exists() else {}
-    for name in ("kube-proxy", "kubelet"):  # the kubelet first: it would recreate every sandbox killed under it
+    # The kubelet first: it would recreate every sandbox killed under it.
+    for name in ("kube-proxy", "kubelet"):
         if name in pids:
             _stop_pid(pids[name])
     with contextlib.suppress(Exception):
