@@ -307,6 +307,26 @@ class MetricsSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class RegistrySettings:
+    """Reading image configs from registries (the ENTRYPOINT of a container with ``args`` but no ``command``)."""
+
+    insecure_hosts: str = ""
+    """Comma-separated ``host[:port]`` of registries read over plain HTTP (like containerd's insecure
+    registries); every other registry is read over HTTPS only."""
+    timeout_seconds: float = 15.0
+    """Time for one image's look-up, token and redirects included."""
+    tag_cache_seconds: float = 300.0
+    """How long a tag's resolution is reused (per image, platform and pull credential); configs by digest are
+    reused for as long as they stay among the most recent ``config_cache_entries``."""
+    config_cache_entries: int = 1024
+    max_document_bytes: int = 4 * 1024 * 1024
+    """Largest manifest, index or config read (a registry is as untrusted as the pod that names it)."""
+
+    def insecure(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.insecure_hosts.split(",") if h.strip())
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     lease: LeaseSettings = dataclasses.field(default_factory=LeaseSettings)
     ownership: OwnershipSettings = dataclasses.field(default_factory=OwnershipSettings)
@@ -315,6 +335,7 @@ class Settings:
     pods: PodSettings = dataclasses.field(default_factory=PodSettings)
     kubelet: KubeletSettings = dataclasses.field(default_factory=KubeletSettings)
     metrics: MetricsSettings = dataclasses.field(default_factory=MetricsSettings)
+    registry: RegistrySettings = dataclasses.field(default_factory=RegistrySettings)
 
 
 def _section_from_environment(section: Any, prefix: str, env: Mapping[str, str]) -> Any:
@@ -434,6 +455,7 @@ def settings_from_environment(environ: Mapping[str, str] | None = None) -> Setti
         pods=_section_from_environment(defaults.pods, "ACINODE_PODS_", env),
         kubelet=_section_from_environment(defaults.kubelet, "ACINODE_KUBELET_", env),
         metrics=_section_from_environment(defaults.metrics, "ACINODE_METRICS_", env),
+        registry=_section_from_environment(defaults.registry, "ACINODE_REGISTRY_", env),
     )
     known = {
         f"ACINODE_{section.name.upper()}_{field.name.upper()}"

@@ -77,6 +77,18 @@ def _credential(server: str, entry: dict[str, str]) -> models.ImageRegistryCrede
     return models.ImageRegistryCredential(server=server, username=username, password=password or None)
 
 
+def basic_credentials(secret: objects.Secret) -> dict[str, tuple[str, str]]:
+    """Registry host → (username, password) of a docker config pull secret, for a registry's basic or token
+    auth. Identity tokens (ACR refresh tokens) are left out: they are not passwords."""
+    found: dict[str, tuple[str, str]] = {}
+    for key, entry in (_auths(secret) or {}).items():
+        credential = _credential(registry_server(key), entry)
+        if credential is None or not credential.password or credential.username == ACR_TOKEN_USER:
+            continue
+        found.setdefault(registry_server(key), (str(credential.username), credential.password))
+    return found
+
+
 def aci_registry_credentials_from_pod(
     spec: objects.PodSpec,
     refs: references.ResolvedReferences,
