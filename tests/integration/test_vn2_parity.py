@@ -38,7 +38,7 @@ def _identity(subscription: str, name: str) -> str:
 
 
 def _pod(node: str, name: str, annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
-    container = {"name": "main", "image": "busybox", **spec.pop("container", {})}
+    container = {"name": "main", "image": "nginx", **spec.pop("container", {})}
     return {
         "apiVersion": "v1",
         "kind": "Pod",
