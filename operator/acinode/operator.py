@@ -23,6 +23,7 @@ from acinode.kubelet import server as kubelet_server
 from acinode.mapping import node as node_mapping
 from acinode.metrics import collector
 from acinode.metrics import server as metrics_server
+from acinode.oci import client as oci_client
 from acinode.runtime import ownership
 
 logger = logging.getLogger(__name__)
@@ -205,6 +206,7 @@ async def serve(options: RunOptions, operator_settings: settings.Settings) -> in
         logger.error("cannot start: %s", err)
         return 1
     kube = client.KubeClient(source)
+    images = oci_client.ImageConfigReader(operator_settings.registry)
     try:
         try:
             cluster = await cluster_id(kube)
@@ -226,6 +228,7 @@ async def serve(options: RunOptions, operator_settings: settings.Settings) -> in
             nodes=lambda: list(svc.reconcilers.values()), keepers=lambda: list(svc.keepers.values())
         )
         svc.pod_observer = metrics  # every pod controller is built with it: reconcile and sync durations
+        svc.images = images
         owning = ownership.Ownership(
             kube, options.namespace, replica_identity(options), operator_settings.ownership
         )
@@ -244,6 +247,7 @@ async def serve(options: RunOptions, operator_settings: settings.Settings) -> in
             for side_server in side_servers:
                 await side_server.stop()
     finally:
+        await images.close()
         await kube.close()
     return 0
 

@@ -10,7 +10,7 @@ from acinode.aci import ratelimit
 from acinode.kube import client
 from acinode.mapping import node as node_mapping
 from acinode.node import keeper
-from acinode.pods import protocols, reconciler
+from acinode.pods import lifecycle, protocols, reconciler
 from acinode.runtime import ownership as ownership_
 from acinode.runtime import virtualnode as runtime
 
@@ -30,6 +30,8 @@ class Services:
     """One ARM rate budget per subscription, shared by the clients of every VirtualNode in it."""
     pod_observer: protocols.PodObserver | None = None
     """Told how long reconciles and syncs take (the metrics), passed to every pod controller when it is built."""
+    images: lifecycle.ImageEntrypoints | None = None
+    """Reads image ENTRYPOINTs from registries for every node (``oci.client.ImageConfigReader``)."""
     ownership: ownership_.Ownership | None = None
     """This replica's side of the VirtualNode Leases (runtime/ownership.py); None: every VirtualNode is served here
     without Leases (a test harness that runs one replica)."""
@@ -63,6 +65,7 @@ class Services:
             cluster_id=self.cluster_id,
             limiter_for=self.limiter_for,
             pod_observer=self.pod_observer,
+            images=self.images,
             on_serving=serving,
             on_stopped=stopped,
         )

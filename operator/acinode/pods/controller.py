@@ -60,6 +60,7 @@ class PodController:
         *,
         clock: clock.Clock = clock.SYSTEM,
         observer: protocols.PodObserver | None = None,
+        images: lifecycle.ImageEntrypoints | None = None,
     ) -> None:
         self.kube = kube
         self.aci = aci
@@ -77,7 +78,15 @@ class PodController:
         self.scheduler = statussync.SyncScheduler(pod_settings, clock)
         self.reporter = reporting.PodReporter(kube, self.view)
         self.lifecycle = lifecycle.PodLifecycle(
-            kube, aci, where, self.groups, self.reporter, self.queue, clock, on_created=self._created
+            kube,
+            aci,
+            where,
+            self.groups,
+            self.reporter,
+            self.queue,
+            clock,
+            on_created=self._created,
+            images=images,
         )
         self.orphans = lifecycle.OrphanJudge(kube, where.node_name, self.groups)
         self.sync_soon = asyncio.Event()

@@ -31,14 +31,16 @@ import asyncio
 import dataclasses
 import datetime
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from acinode import errors, types
 from acinode.aci import api
 from acinode.kube import client
 from acinode.kube import pods as kube_pods
-from acinode.mapping import failures, objects, placement, tags
+from acinode.mapping import failures, imageconfig, objects, options, placement, problems, tags
 from acinode.mapping import pods as pod_mapping
+from acinode.mapping import references as pod_references
 from acinode.mapping import status as status_mapping
 from acinode.pods import clock, groupcache, keys, policy, references, reporting, statussync, workqueue
 
@@ -118,6 +120,14 @@ class PodMemory:
     """The pod is being deleted gracefully and its group was asked to stop."""
 
 
+class ImageEntrypoints(Protocol):
+    """The image's ENTRYPOINT, from its registry (``oci.client.ImageConfigReader``)."""
+
+    async def entrypoint(
+        self, image: str, os_name: str, credentials: Mapping[str, tuple[str, str]]
+    ) -> tuple[str, ...]: ...
+
+
 class PodLifecycle:
     def __init__(
         self,
@@ -129,8 +139,12 @@ class PodLifecycle:
         queue: workqueue.RateLimitedQueue[keys.WorkKey],
         clock_: clock.Clock,
         on_created: Callable[[types.ContainerGroupName], None] = lambda name: None,
+        images: ImageEntrypoints | None = None,
     ) -> None:
         self.kube = kube
+        self.images = images
+        """Reads ENTRYPOINTs for containers with args but no command; None: such containers are refused unless
+        the entrypoints annotation names it."""
         self.aci = aci
         self.where = where
         """The placement of groups created from now on (``PodController.update_placement`` replaces it)."""
@@ -189,6 +203,7 @@ class PodLifecycle:
         where = self.where  # one placement for the whole attempt, even if it is replaced meanwhile
         try:
             refs = await references.resolve_references(self.kube, pod)
+            refs = await self._with_entrypoints(pod, where, refs)
             if references.needs_tokens(pod):
                 # Decide first, mint after: a refused pod never gets a token minted for it.
                 pod_mapping.container_group_from_pod(pod, where, refs)
@@ -208,6 +223,24 @@ class PodLifecycle:
         self.cache.wrote(name, summary)
         self.on_created(name)
         logger.info("container group submitted", extra=self._log(pod, container_group=name))
+
+    async def _with_entrypoints(
+        self, pod: objects.Pod, where: placement.GroupPlacement, refs: pod_references.ResolvedReferences
+    ) -> pod_references.ResolvedReferences:
+        """The ENTRYPOINT of each image run with args but no command, read from its registry with the pod's own
+        pull secrets (what a kubelet's runtime knows from the pulled image)."""
+        if self.images is None:
+            return refs
+        annotations = pod.get("metadata", {}).get("annotations") or {}
+        chosen = options.group_options_from_annotations(annotations, problems.Problems())
+        needed = imageconfig.images_needing_entrypoints(pod, chosen)
+        if not needed:
+            return refs
+        credentials = imageconfig.pull_credentials(pod.get("spec", {}), refs.secrets)
+        found = {
+            image: await self.images.entrypoint(image, where.os_type.lower(), credentials) for image in needed
+        }
+        return dataclasses.replace(refs, image_entrypoints={**refs.image_entrypoints, **found})
 
     async def _failed(
         self, pod: objects.Pod, memory: PodMemory, err: errors.AcinodeError, now: datetime.datetime

@@ -25,7 +25,7 @@ from acinode.kube import client
 from acinode.mapping import node as node_mapping
 from acinode.mapping import placement, virtualnode
 from acinode.node import backend, keeper, registration
-from acinode.pods import cleanup, protocols, reconciler
+from acinode.pods import cleanup, lifecycle, protocols, reconciler
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,8 @@ class RuntimeDeps:
     on_serving: Callable[[str, Any], None] = lambda name, controller: None
     """Called when a node's pods start being served (the kubelet API and metrics find the controller)."""
     on_stopped: Callable[[str, Any], None] = lambda name, controller: None
+    images: lifecycle.ImageEntrypoints | None = None
+    """Reads image ENTRYPOINTs from registries, shared by every node (its caches too)."""
 
 
 class SwitchableProbe:
@@ -136,7 +138,7 @@ class VirtualNodeRuntime:
     def _make_reconciler(self, aci: api.AciApi, where: placement.GroupPlacement) -> PodController:
         deps = self.deps
         return reconciler.NodePodReconciler(
-            deps.kube, aci, where, deps.settings.pods, observer=deps.pod_observer
+            deps.kube, aci, where, deps.settings.pods, observer=deps.pod_observer, images=deps.images
         )
 
     def placement(self) -> placement.GroupPlacement:

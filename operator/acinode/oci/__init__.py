@@ -1,0 +1,1 @@
+"""OCI registries: what acinode reads of an image before ACI runs it (its config)."""
