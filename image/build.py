@@ -631,6 +631,57 @@ def install_python(root: Path, arch: str, epoch: int, git_ref: str | None) -> No
     script.chmod(0o755)
 
 
+def check_requirements(root: Path) -> None:
+    """What pip check would say of the image: every requirement of acinode (and of what it pulls in) is installed
+    at a version it accepts. A dependency added to pyproject.toml but not to image/requirements.lock fails here
+    (fix: make image-lock), not at the operator's first import in a cluster."""
+    from importlib import metadata  # noqa: PLC0415 - the builder's own packaging, not the image's
+
+    from packaging.requirements import Requirement  # noqa: PLC0415
+    from packaging.utils import canonicalize_name  # noqa: PLC0415
+
+    site = str(root / "usr/lib/python3/dist-packages")
+    installed = {canonicalize_name(d.metadata["Name"]): d for d in metadata.distributions(path=[site])}
+    environment = {
+        "python_version": PY_VERSION,
+        "python_full_version": f"{PY_VERSION}.2",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "os_name": "posix",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "extra": "",
+    }
+    problems: list[str] = []
+    seen: set[str] = set()
+    pending = ["acinode"]
+    while pending:
+        name = canonicalize_name(pending.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        dist = installed.get(name)
+        if dist is None:
+            problems.append(f"{name} is not installed")
+            continue
+        for text in dist.requires or []:
+            requirement = Requirement(text)
+            if requirement.marker is not None and not requirement.marker.evaluate(environment):
+                continue
+            wanted = installed.get(canonicalize_name(requirement.name))
+            if wanted is None:
+                problems.append(
+                    f"{dist.metadata['Name']} needs {requirement}: not in image/requirements.lock"
+                )
+            elif not requirement.specifier.contains(wanted.version, prereleases=True):
+                problems.append(f"{dist.metadata['Name']} needs {requirement}, the lock has {wanted.version}")
+            pending.append(requirement.name)
+    if problems:
+        raise SystemExit(
+            "the image's Python packages do not fit together (make image-lock):\n  " + "\n  ".join(problems)
+        )
+
+
 def compile_python(root: Path) -> bool:
     """Byte-compile the standard library and dist-packages with the image's own Python (in a chroot):
     unchecked-hash .pyc files (no source mtimes in them), one process, a fixed hash seed. False when the image's
@@ -772,6 +823,7 @@ def build(image: str, arch: str, out: Path, name: str, epoch: int, git_ref: str 
     base_rootfs(root, debs, shell_user=not spec.python)
     if spec.python:
         install_python(root, arch, epoch, git_ref)
+        check_requirements(root)
         compile_python(root)
     which = layer_of(image)
 
