@@ -307,6 +307,8 @@ EXPECTED_CLUSTER_GRANTS = {
     # A claim a pod names, and its PersistentVolume (an Azure Files share mounted through a claim).
     ("", "persistentvolumeclaims", "get", None),
     ("", "persistentvolumes", "get", None),
+    # The SecretProviderClass a Secrets Store CSI volume names (Key Vault references; never a secret value).
+    ("secrets-store.csi.x-k8s.io", "secretproviderclasses", "get", None),
     ("", "services", "get", None),
     ("", "services", "list", None),
     ("", "serviceaccounts/token", "create", None),

@@ -18,7 +18,18 @@ from azure.mgmt.containerinstance import aio as aci_aio
 from azure.mgmt.containerinstance import models
 
 from acinode import errors, settings, types
-from acinode.aci import api, counting, credentials, metrics, pipeline, ratelimit, target, translate, transport
+from acinode.aci import (
+    api,
+    counting,
+    credentials,
+    metrics,
+    newer,
+    pipeline,
+    ratelimit,
+    target,
+    translate,
+    transport,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -81,10 +92,22 @@ class AzureAciApi:
     async def create_or_update(
         self, name: types.ContainerGroupName, group: models.ContainerGroup
     ) -> api.GroupSummary:
+        operations = self._client.container_groups
         with translate.translated():
-            poller = await self._client.container_groups.begin_create_or_update(
-                self._resource_group, name, group, polling=False
-            )
+            if newer.has_newer_fields(group):
+                poller = await operations.begin_create_or_update(
+                    self._resource_group,
+                    name,
+                    # The SDK sends bytes as they are (its IO check misses io.BytesIO).
+                    cast(Any, newer.request_body(group)),
+                    polling=False,
+                    api_version=newer.API_VERSION,
+                    content_type="application/json",
+                )
+            else:
+                poller = await operations.begin_create_or_update(
+                    self._resource_group, name, group, polling=False
+                )
             accepted = await poller.result()
         summary = _summary_of(accepted, name)
         logger.info(

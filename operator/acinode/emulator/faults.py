@@ -106,21 +106,29 @@ class Stats:
 
     def __init__(self) -> None:
         self.counts: Counter[tuple[str, int]] = Counter()
+        self.api_versions: Counter[tuple[str, str]] = Counter()
         self.since = time.time()
 
-    def record(self, operation: str, status: int) -> None:
+    def record(self, operation: str, status: int, api_version: str = "") -> None:
         self.counts[(operation, status)] += 1
+        if api_version:
+            self.api_versions[(operation, api_version)] += 1
 
     def reset(self) -> None:
         self.counts.clear()
+        self.api_versions.clear()
         self.since = time.time()
 
     def to_wire(self) -> dict[str, Any]:
         by_op: dict[str, dict[str, int]] = {}
         for (op, status), n in sorted(self.counts.items()):
             by_op.setdefault(op, {})[str(status)] = n
+        versions: dict[str, dict[str, int]] = {}
+        for (op, version), n in sorted(self.api_versions.items()):
+            versions.setdefault(op, {})[version] = n
         return {
             "since": wire.iso(self.since),
             "total": sum(self.counts.values()),
             "requests": by_op,
+            "apiVersions": versions,
         }

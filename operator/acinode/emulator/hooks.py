@@ -169,8 +169,23 @@ async def get_secrets(emu: core.Emulator, request: web.Request, p: dict[str, str
         if secure:
             containers[spec["name"]] = secure
     volumes: dict[str, Any] = {}
+    references = {
+        str(r.get("name")): str(r.get("secretReferenceUri"))
+        for r in props.get("secretReferences") or []
+        if isinstance(r, dict)
+    }
     for volume in props.get("volumes") or []:
-        if isinstance(volume.get("secret"), dict):
+        if isinstance(volume.get("secretReference"), dict):
+            # Key Vault references (2024-11-01-preview on): ACI would fetch each with the group's identity; the
+            # emulator fetches nothing and shows the fixed value each file would hold.
+            volumes[volume["name"]] = {
+                "secretReference": volume["secretReference"],
+                "resolved": {
+                    file: f"value of {references.get(ref, '<no such secretReferences entry>')}"
+                    for file, ref in volume["secretReference"].items()
+                },
+            }
+        elif isinstance(volume.get("secret"), dict):
             volumes[volume["name"]] = {"secret": volume["secret"]}
         key = (volume.get("azureFile") or {}).get("storageAccountKey")
         if key is not None:

@@ -140,7 +140,7 @@ class EmulatorServer:
             # The transport is already aborted: aiohttp silently discards this answer.
             self.emulator.stats.record(operation, 0)
             return web.Response(status=500)
-        self.emulator.stats.record(operation, response.status)
+        self.emulator.stats.record(operation, response.status, request.query.get("api-version", ""))
         logger.debug(
             "request",
             extra={

@@ -90,6 +90,19 @@ async def get_config_map(kube: client.KubeClient, namespace: str, name: str) -> 
     return await _get_named(kube, namespace, "configmaps", "ConfigMap", name)
 
 
+async def get_secret_provider_class(kube: client.KubeClient, namespace: str, name: str) -> JsonObject | None:
+    """A Secrets Store CSI driver SecretProviderClass of the pod's namespace (None: absent, or no such CRD)."""
+    path = names.group_path(
+        "secrets-store.csi.x-k8s.io/v1", "secretproviderclasses", name, namespace=namespace
+    )
+    try:
+        answer = await kube.get(path)
+    except errors.NotFoundError:
+        return None
+    names.check_identity(answer, kind="SecretProviderClass", namespace=namespace, name=name)
+    return answer
+
+
 async def get_persistent_volume_claim(
     kube: client.KubeClient, namespace: str, name: str
 ) -> JsonObject | None:

@@ -60,6 +60,8 @@ class AllowedIdentity:
     resource_id: str
     namespaces: tuple[str, ...] = ()
     """Empty: pods of any namespace."""
+    client_id: str = ""
+    """The identity's client id (how a SecretProviderClass names it); empty: unknown."""
 
     def allows(self, resource_id: str, namespace: str) -> bool:
         # ARM resource ids are case-insensitive.
@@ -106,6 +108,14 @@ class GroupPlacement:
 
     def identity_allowed(self, resource_id: str, namespace: str) -> bool:
         return any(allowed.allows(resource_id, namespace) for allowed in self.allowed_identities)
+
+    def identity_for_client_id(self, client_id: str, namespace: str) -> str | None:
+        """The resource id of the allowed identity with this client id, for this namespace (None: none is)."""
+        for allowed in self.allowed_identities:
+            same = bool(allowed.client_id) and allowed.client_id.lower() == client_id.lower()
+            if same and allowed.allows(allowed.resource_id, namespace):
+                return allowed.resource_id
+        return None
 
     @property
     def is_vnet(self) -> bool:

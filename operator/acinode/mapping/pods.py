@@ -14,6 +14,7 @@ from acinode.mapping import (
     containers,
     env,
     fields,
+    keyvault,
     names,
     networking,
     objects,
@@ -283,12 +284,15 @@ def container_group_from_pod(
     subnet_ids = networking.aci_subnet_ids_from_pod(where, chosen, found)
     extensions = networking.aci_extensions_from_pod(where, chosen, found)
     found.raise_if_any()
+    key_vault = keyvault.group_secret_references(pod, refs.secret_provider_classes, where)
 
-    return models.ContainerGroup(
+    group = models.ContainerGroup(
         location=where.region,
         tags=group_tags,
         zones=list(chosen.zones) or None,
-        identity=registry.aci_identity_from_options(chosen),
+        identity=_with_identities(
+            registry.aci_identity_from_options(chosen), [r.identity for r in key_vault]
+        ),
         containers=app,
         init_containers=init_containers or None,
         image_registry_credentials=credentials or None,
@@ -316,3 +320,20 @@ def container_group_from_pod(
         ),
         priority=chosen.priority,
     )
+    if key_vault:
+        # Newer than the SDK's 2023-05-01 models: ``aci/`` sends them with the API version that has them.
+        group.additional_properties = {"properties": {"secretReferences": [r.as_arm() for r in key_vault]}}
+    return group
+
+
+def _with_identities(
+    identity: models.ContainerGroupIdentity | None, more: list[str]
+) -> models.ContainerGroupIdentity | None:
+    """The group's user-assigned identities plus those its Key Vault references fetch with."""
+    if not more:
+        return identity
+    known = dict((identity.user_assigned_identities or {}) if identity else {})
+    for resource_id in more:
+        if not any(k.lower() == resource_id.lower() for k in known):
+            known[resource_id] = models.UserAssignedIdentities()
+    return models.ContainerGroupIdentity(type="UserAssigned", user_assigned_identities=known)

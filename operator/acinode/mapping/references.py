@@ -11,8 +11,9 @@ import base64
 import binascii
 import dataclasses
 from collections.abc import Mapping
+from typing import Any
 
-from acinode.mapping import objects
+from acinode.mapping import keyvault, objects
 
 #: Audience key for tokens requested without an audience (the API server's own audiences).
 DEFAULT_AUDIENCE = ""
@@ -50,6 +51,8 @@ class NeededReferences:
     config_map_names: frozenset[str] = frozenset()
     claim_names: frozenset[str] = frozenset()
     """PersistentVolumeClaims; their PersistentVolumes and those volumes' Secrets are read after them."""
+    provider_class_names: frozenset[str] = frozenset()
+    """SecretProviderClasses (Secrets Store CSI driver) of the pod's namespace."""
     token_requests: tuple[TokenRequestSpec, ...] = ()
     service_account_name: str = "default"
     lists_services: bool = True
@@ -76,6 +79,8 @@ class ResolvedReferences:
     persistent_volumes: Mapping[str, objects.PersistentVolume] = dataclasses.field(default_factory=dict)
     """PV name → the PersistentVolume a claim above is bound to."""
     volume_secrets: Mapping[tuple[str, str], objects.Secret] = dataclasses.field(default_factory=dict)
+    secret_provider_classes: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    """Name → SecretProviderClass of the pod's namespace that a Secrets Store CSI volume names."""
     """(namespace, name) → a storage account Secret that one of those PersistentVolumes names."""
 
 
@@ -130,7 +135,15 @@ def _volume_references(volume: objects.Volume, path: str, named: list[NamedRefer
                 f"{path}.persistentVolumeClaim.claimName",
             )
         )
-    if "csi" in volume:
+    if keyvault.is_key_vault(volume):
+        named.append(
+            NamedReference(
+                "SecretProviderClass",
+                keyvault.class_name(volume["csi"]),
+                f"{path}.csi.volumeAttributes['{keyvault.CLASS_ATTRIBUTE}']",
+            )
+        )
+    elif "csi" in volume:
         secret_name = volume["csi"].get("volumeAttributes", {}).get("secretName")
         if secret_name is not None:
             named.append(NamedReference("Secret", secret_name, f"{path}.csi.volumeAttributes['secretName']"))
@@ -174,6 +187,7 @@ def needed_references_from_pod(pod: objects.Pod) -> NeededReferences:
         secret_names=frozenset(ref.name for ref in named if ref.kind == "Secret"),
         config_map_names=frozenset(ref.name for ref in named if ref.kind == "ConfigMap"),
         claim_names=frozenset(ref.name for ref in named if ref.kind == "PersistentVolumeClaim"),
+        provider_class_names=frozenset(ref.name for ref in named if ref.kind == "SecretProviderClass"),
         token_requests=tuple(TokenRequestSpec(a, s) for a, s in sorted(tokens.items())),
         service_account_name=service_account,
         lists_services=spec.get("enableServiceLinks", True),

@@ -57,6 +57,8 @@ class AllowedIdentity:
     resource_id: str
     namespaces: tuple[str, ...] = ()
     """Only pods of these namespaces; empty: any namespace."""
+    client_id: str = ""
+    """Its client id, for SecretProviderClasses (which name identities so); empty: none may use it so."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,6 +184,7 @@ def virtual_node_config_from_resource(resource: Mapping[str, Any]) -> VirtualNod
                 AllowedIdentity(
                     resource_id=str(entry.get("resourceId", "")),
                     namespaces=tuple(str(n) for n in entry.get("namespaces") or ()),
+                    client_id=str(entry.get("clientId", "")),
                 )
                 for entry in azure.get("allowedIdentities") or ()
             ),
@@ -288,7 +291,9 @@ def group_placement_from_config(
         max_memory_gb=groups.max_memory_gb,
         gpu_skus=groups.gpu_skus,
         allowed_identities=tuple(
-            placement.AllowedIdentity(resource_id=i.resource_id, namespaces=i.namespaces)
+            placement.AllowedIdentity(
+                resource_id=i.resource_id, namespaces=i.namespaces, client_id=i.client_id
+            )
             for i in config.azure.allowed_identities
         ),
     )

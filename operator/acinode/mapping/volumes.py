@@ -20,6 +20,7 @@ from acinode.mapping import (
     azurefiles,
     downward,
     fields,
+    keyvault,
     names,
     objects,
     placement,
@@ -34,7 +35,8 @@ MAX_VOLUMES = 20
 _HOST_ONLY = "a virtual node has no host of its own to take it from"
 _NOT_AZURE_FILES = (
     "ACI mounts only emptyDir, secret/configMap/projected/downwardAPI (as files), Azure Files (inline "
-    "azureFile or the file.csi.azure.com CSI driver) and gitRepo volumes"
+    "azureFile or the file.csi.azure.com CSI driver), Key Vault secrets (the secrets-store.csi.k8s.io driver's "
+    "Azure provider) and gitRepo volumes"
 )
 _REFUSED_SOURCES = {
     "hostPath": _HOST_ONLY,
@@ -294,6 +296,24 @@ def _volume(
     if "azureFile" in volume:
         share = azurefiles.azure_file_from_inline(volume["azureFile"], f"{path}.azureFile", ctx.refs, found)
         return models.Volume(name=name, azure_file=share) if share is not None else None
+    if keyvault.is_key_vault(volume):
+        namespace = ctx.pod.get("metadata", {}).get("namespace", "default")
+        csi = volume["csi"]
+        mapped = keyvault.key_vault_volume(
+            volume.get("name", ""),
+            csi,
+            f"{path}.csi",
+            namespace,
+            ctx.refs.secret_provider_classes.get(keyvault.class_name(csi)),
+            ctx.where,
+            found,
+        )
+        if mapped is None:
+            return None
+        # ACI fetches the values into the volume; only the file → reference map travels (API 2025-09-01).
+        secret_volume = models.Volume(name=name, secret={})
+        secret_volume.additional_properties = {"secretReference": dict(mapped.files)}
+        return secret_volume
     if "csi" in volume:
         namespace = ctx.pod.get("metadata", {}).get("namespace", "default")
         share = azurefiles.azure_file_from_csi(volume["csi"], f"{path}.csi", namespace, ctx.refs, found)

@@ -59,6 +59,10 @@ async def resolve_references(kube: client.KubeClient, pod: objects.Pod) -> refer
     # Service environment variables, as a kubelet sets them: the `kubernetes` service always, and the
     # namespace's services with enableServiceLinks.
     claims, volumes, volume_secrets = await persistent_volumes(kube, namespace, sorted(needed.claim_names))
+    class_names = sorted(needed.provider_class_names)
+    classes = await asyncio.gather(
+        *(kube_pods.get_secret_provider_class(kube, namespace, n) for n in class_names)
+    )
     services = await kube_pods.list_services(kube, namespace) if needed.lists_services else []
     if namespace != "default" or not needed.lists_services:
         api_service = await kube_pods.get_service(kube, "default", "kubernetes")
@@ -72,6 +76,7 @@ async def resolve_references(kube: client.KubeClient, pod: objects.Pod) -> refer
         claims=claims,  # type: ignore[arg-type]
         persistent_volumes=volumes,  # type: ignore[arg-type]
         volume_secrets=volume_secrets,  # type: ignore[arg-type]
+        secret_provider_classes={n: c for n, c in zip(class_names, classes, strict=True) if c is not None},
     )
 
 
