@@ -207,6 +207,7 @@ async def serve(options: RunOptions, operator_settings: settings.Settings) -> in
         return 1
     kube = client.KubeClient(source)
     images = oci_client.ImageConfigReader(operator_settings.registry)
+    read_images = operator_settings.registry.read_image_configs
     try:
         try:
             cluster = await cluster_id(kube)
@@ -228,7 +229,7 @@ async def serve(options: RunOptions, operator_settings: settings.Settings) -> in
             nodes=lambda: list(svc.reconcilers.values()), keepers=lambda: list(svc.keepers.values())
         )
         svc.pod_observer = metrics  # every pod controller is built with it: reconcile and sync durations
-        svc.images = images
+        svc.images = images if read_images else None
         owning = ownership.Ownership(
             kube, options.namespace, replica_identity(options), operator_settings.ownership
         )

@@ -310,6 +310,9 @@ class MetricsSettings:
 class RegistrySettings:
     """Reading image configs from registries (the ENTRYPOINT of a container with ``args`` but no ``command``)."""
 
+    read_image_configs: bool = True
+    """Read the ENTRYPOINT of images run with args but no command from their registries. Off: such containers
+    are refused unless the pod's entrypoints annotation names it (hermetic test environments turn it off)."""
     insecure_hosts: str = ""
     """Comma-separated ``host[:port]`` of registries read over plain HTTP (like containerd's insecure
     registries); every other registry is read over HTTPS only."""

@@ -190,8 +190,8 @@ def cases() -> list[Case]:
             if key.startswith("missing")
             else key
         )
-        # A missing Secret or ConfigMap may yet be created: the pod waits for it (CreateContainerConfigError).
-        outcome = "waits" if key.startswith("missing") else "provider"
+        # A missing Secret, ConfigMap or claim may yet be created: the pod waits for it, as on a kubelet.
+        outcome = "waits" if key.startswith("missing") or key == "persistentVolumeClaim" else "provider"
         out.append(Case(f"provider-volume-{slug}", outcome, with_volume(f"vol-{slug}", volume), fragment))
         out.append(
             Case(

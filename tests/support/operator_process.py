@@ -14,6 +14,8 @@ ACINODE = Path(sys.executable).with_name("acinode")
 
 # Fast but realistic timings for tests: the lease still renews every 10 s as a kubelet's does.
 FAST_SETTINGS = {
+    # Hermetic: never ask a registry on the internet for an image's config (tests that do start their own).
+    "ACINODE_REGISTRY_READ_IMAGE_CONFIGS": "false",
     "ACINODE_NODE_PROBE_INTERVAL_SECONDS": "1",
     "ACINODE_NODE_BACKEND_CHECK_TTL_SECONDS": "1",
     "ACINODE_NODE_API_TIMEOUT_SECONDS": "5",

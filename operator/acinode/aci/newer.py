@@ -32,7 +32,7 @@ def _merge(into: dict[str, Any], extra: Mapping[str, Any]) -> None:
 
 def request_body_json(group: models.ContainerGroup) -> dict[str, Any]:
     """The group's JSON as the SDK would send it, with the newer fields merged in."""
-    body: dict[str, Any] = group.serialize()
+    body: dict[str, Any] = dict(group.serialize())
     _merge(body, group.additional_properties or {})
     sent_volumes = body.get("properties", {}).get("volumes") or []
     for volume, sent in zip(group.volumes or [], sent_volumes, strict=True):
