@@ -21,7 +21,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -128,6 +128,7 @@ async def serve(
             "container's output only (attach without -i/--stdin, or use kubectl exec -i)",
             code="BadRequest",
         )
+    _check_running(target, kind)
     is_websocket = _transport_check(request, kind)
     size: channels.TerminalSize | None = None
     session: api.ExecSession | None = None
@@ -173,6 +174,23 @@ async def serve(
     )
     _log_end(kind, target, status, started, None, size)
     return streams.response
+
+
+def _check_running(target: targets.ContainerTarget, kind: Kind) -> None:
+    """Refuse to exec into (or attach to) a container the pod's status shows not running, as a kubelet's runtime
+    refuses it. ACI would hand out a session whose stream then closes at once (code 1011), which kubectl reports
+    as a broken connection rather than the reason."""
+    status = target.container_status()
+    state: dict[str, Any] = dict((status or {}).get("state") or {})
+    if status is None or not state or "running" in state:
+        return  # unknown yet: ACI decides
+    current = next(iter(state))
+    reason = str((state.get(current) or {}).get("reason", ""))
+    raise errors.InvalidRequestError(
+        f"cannot {kind} in container {target.container} of pod {target.pod_name}: it is not running "
+        f"({current}{': ' + reason if reason else ''})",
+        code="BadRequest",
+    )
 
 
 def _log_end(

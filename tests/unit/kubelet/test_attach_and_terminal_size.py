@@ -104,6 +104,20 @@ async def test_without_tty_exec_is_asked_of_aci_before_the_upgrade_at_24_by_80(
     assert node.aci.exec_sizes == [(24, 80)]
 
 
+@pytest.mark.parametrize("kind", ["exec", "attach"])
+async def test_a_container_the_pod_shows_ended_is_refused_before_asking_aci(
+    http: aiohttp.ClientSession, url: Url, node: FakeNode, kind: str
+) -> None:
+    ended = running_pod("done")
+    ended["status"]["containerStatuses"][0]["state"] = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+    node.add(ended)
+    query = "command=ls&stdout=true" if kind == "exec" else "stdout=true"
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await http.ws_connect(url(f"/{kind}/default/done/main?{query}"), protocols=V5)
+    assert refused.value.status == 400
+    assert node.aci.exec_sizes == [] and node.aci.attach_calls == [], "ACI is not asked for a session"
+
+
 async def test_acis_refusal_of_a_tty_exec_is_the_error_status_on_the_stream(
     http: aiohttp.ClientSession, url: Url, node: FakeNode
 ) -> None:
