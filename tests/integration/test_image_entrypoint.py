@@ -69,7 +69,9 @@ def operator_process(
 ) -> Iterator[OperatorProcess]:
     """``acinode run`` that may read the test registry over plain HTTP (as containerd's insecure registries)."""
     process = OperatorProcess(
-        cluster.kubeconfig, tmp_path / "operator.log", env={"ACINODE_REGISTRY_INSECURE_HOSTS": registry, "ACINODE_REGISTRY_READ_IMAGE_CONFIGS": "true"}
+        cluster.kubeconfig,
+        tmp_path / "operator.log",
+        env={"ACINODE_REGISTRY_INSECURE_HOSTS": registry, "ACINODE_REGISTRY_READ_IMAGE_CONFIGS": "true"},
     )
     process.start()
     yield process
