@@ -24,6 +24,7 @@ from acinode.mapping import node as node_mapping
 from acinode.metrics import collector
 from acinode.metrics import server as metrics_server
 from acinode.oci import client as oci_client
+from acinode.pods import readbudget
 from acinode.runtime import ownership
 
 logger = logging.getLogger(__name__)
@@ -226,7 +227,9 @@ async def serve(options: RunOptions, operator_settings: settings.Settings) -> in
             cluster_id=cluster,
         )
         metrics = collector.OperatorMetrics(
-            nodes=lambda: list(svc.reconcilers.values()), keepers=lambda: list(svc.keepers.values())
+            nodes=lambda: list(svc.reconcilers.values()),
+            keepers=lambda: list(svc.keepers.values()),
+            budget=readbudget.OPERATOR,
         )
         svc.pod_observer = metrics  # every pod controller is built with it: reconcile and sync durations
         svc.images = images if read_images else None

@@ -21,7 +21,7 @@ from prometheus_client import core, registry
 import acinode
 from acinode.aci import counting
 from acinode.metrics import durations
-from acinode.pods import protocols, readbudget
+from acinode.pods import protocols
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
 
@@ -58,12 +58,13 @@ class OperatorMetrics(registry.Collector):
         self,
         nodes: Callable[[], Iterable[protocols.NodeStatsSource]] = list,
         keepers: Callable[[], Iterable[KeeperView]] = list,
-        budget: readbudget.SharedBudget | None = None,
+        budget: protocols.StatusReadBudget | None = None,
     ) -> None:
         self.nodes = nodes
         self.keepers = keepers
-        self.budget = readbudget.OPERATOR if budget is None else budget
-        """The status-read budget every pod controller's scheduler shares (operator-wide, so no node label)."""
+        self.budget = budget
+        """The status-read budget every pod controller's scheduler shares (operator-wide, so no node label);
+        None: no budget figures."""
         self.reconcile_seconds = durations.DurationHistogram(
             "acinode_reconcile_duration_seconds",
             "Duration of reconciling one work item (a pod or a container group) of a virtual node, in seconds.",
@@ -133,7 +134,7 @@ class OperatorMetrics(registry.Collector):
         yield build
 
     def _budget_families(self) -> list[core.Metric]:
-        bound = self.budget.current()
+        bound = self.budget.current() if self.budget is not None else None
         if bound is None:
             return []  # no pod controller yet
         rate = core.GaugeMetricFamily(

@@ -19,6 +19,7 @@ from typing import Protocol
 from acinode import types
 from acinode.aci import api, counting
 from acinode.mapping import objects, placement
+from acinode.pods import readbudget
 
 
 class ContainerAccess(Protocol):
@@ -115,3 +116,9 @@ class PodObserver(Protocol):
     def on_sync(self, node: str, seconds: float) -> None:
         """One status-sync pass (list, GETs, status patches)."""
         ...
+
+
+class StatusReadBudget(Protocol):
+    """What the metrics read of the operator-wide status-read budget (``readbudget.SharedBudget``)."""
+
+    def current(self) -> readbudget.LagBound | None: ...
