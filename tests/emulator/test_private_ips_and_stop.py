@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from typing import Any
 
+import pytest
 from azure.mgmt.containerinstance import models
 
 from emulator.harness import group_spec, wait_for
@@ -13,6 +16,14 @@ SUBNET = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/net/providers/Microsoft.Network/"
     "virtualNetworks/vnet/subnets/aci"
 )
+
+
+@pytest.fixture(autouse=True)
+def subnet(emu: Any) -> Iterator[None]:
+    """The subnet exists and is delegated to ACI (the emulator, as Azure, refuses one that is not)."""
+    emu.hook("PUT", "networks", {"subnets": [{"id": SUBNET}]})
+    yield
+    emu.hook("PUT", "networks", {})
 
 
 def _in_subnet(spec: models.ContainerGroup) -> models.ContainerGroup:

@@ -15,7 +15,7 @@ from kubernetes import client
 from acinode.mapping import names
 from contract import emulated
 from support import arm
-from support.virtualnodes import VIRTUAL_NODES, emulator_hook
+from support.virtualnodes import VIRTUAL_NODES, declare_subnet, emulator_hook
 from support.waiting import wait_until
 
 MakeVirtualNode = Callable[..., dict[str, Any]]
@@ -175,6 +175,7 @@ def test_spec_edits_reach_the_node_and_the_next_pods_group(
         f"/subscriptions/{azure['subscriptionId']}/resourceGroups/{rg}/providers/Microsoft.Network/"
         "virtualNetworks/vnet/subnets/aci"
     )
+    declare_subnet(emulator, subnet)
     for secret, key in ((f"kubeconfig-{suffix}", "kubeconfig"), (f"workspace-{suffix}", "workspaceKey")):
         core_v1.create_namespaced_secret(
             "default",

@@ -14,7 +14,7 @@ from kubernetes import client
 
 from contract import emulated
 from support.operator_process import OperatorProcess
-from support.virtualnodes import TOKEN_SECRET, VIRTUAL_NODES, virtual_node_body
+from support.virtualnodes import TOKEN_SECRET, VIRTUAL_NODES, declare_subnet, virtual_node_body
 from support.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -91,6 +91,9 @@ def make_virtual_node(
     def make(name: str | None = None, **spec: Any) -> dict[str, Any]:
         name = name or f"vn-{uuid.uuid4().hex[:6]}"
         body = virtual_node_body(name, emulator, **spec)
+        subnet = body["spec"]["azure"].get("subnetId")
+        if subnet:
+            declare_subnet(emulator, subnet)  # the VNet the admin made for this node
         created.append(name)
         result: dict[str, Any] = custom_objects.create_cluster_custom_object(*VIRTUAL_NODES, body)
         return result

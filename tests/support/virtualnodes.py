@@ -16,6 +16,15 @@ def emulator_hook(emulator: emulated.Emulator, method: str, path: str, body: Any
     return asyncio.run(emulator.hook(method, path, body))
 
 
+def declare_subnet(emulator: emulated.Emulator, subnet_id: str, delegated: bool = True) -> None:
+    """Make a subnet exist in the emulator (delegated to ACI unless told otherwise), as a cluster admin's VNet
+    would: the emulator refuses a subnet it does not know, as Azure does."""
+    known = emulator_hook(emulator, "GET", "networks")
+    subnets = [s for s in known["subnets"] if s["id"] != subnet_id.lower()]
+    subnets.append({"id": subnet_id, "delegated": delegated})
+    emulator_hook(emulator, "PUT", "networks", {**known, "subnets": subnets})
+
+
 def virtual_node_body(name: str, emulator: emulated.Emulator, **spec: Any) -> dict[str, Any]:
     ca = Path(emulator.ca_file).read_text()
     return {

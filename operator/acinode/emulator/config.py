@@ -66,8 +66,11 @@ class EmulatorConfig:
     backoff_max: float = 30.0
     stop_timeout_seconds: float = 30.0
     """How long a stop waits for a container that ignores SIGTERM (``trap '' TERM``) before killing it."""
-    strict_networks: bool = False
-    """Subnets not declared through the networks hook are 400 SubnetNotFound (off: taken to exist, delegated)."""
+    strict_networks: bool = True
+    """Subnets not declared (``--subnet``, or the networks hook) are 400 SubnetNotFound, as in Azure; off
+    (``--any-subnet``): a well-formed subnet id is taken to exist and be delegated to ACI."""
+    subnets: tuple[str, ...] = ()
+    """Subnets that exist and are delegated to ACI from the start (``--subnet``)."""
     metrics_lag_seconds: float = 0.0
     """How far behind the containers Azure Monitor's metrics are: newer intervals carry no value yet (real Azure
     Monitor lags about 1-3 minutes; 0 keeps tests fast)."""
@@ -105,6 +108,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         token=args.token,
         subscription_id=args.subscription_id,
         strict_subscription=args.strict_subscription,
+        strict_networks=not args.any_subnet,
+        subnets=tuple(args.subnet or ()),
         provisioning_delay=args.provisioning_delay,
         pull_delay=args.pull_delay,
         backoff_base=args.backoff_base,

@@ -29,7 +29,7 @@ class Emulator:
         self.pool = netstandin.AddressPool(cfg.ip_range)
         self.listeners = netstandin.Listeners(cfg.network)
         self.usage = usage.UsageBook()
-        self.networks = networks.Networks()
+        self.networks = networks.Networks(subnets={subnet.lower(): True for subnet in cfg.subnets})
         self.lifecycle = lifecycle.Lifecycle(
             self.store, cfg, self.pool, self.listeners, self.faults.take_lro_failure, self.usage
         )

@@ -5,10 +5,11 @@ exist. A group naming one that does not is refused on PUT, as Azure refuses it.
   ``NetworkProfileNotFound`` (Azure/azure-cli's recording ``test_container_create_with_vnet``).
 - ``subnetIds``: a declared subnet must be delegated to ``Microsoft.ContainerInstance/containerGroups``, else 400
   ``SubnetMissingRequiredDelegation`` (Azure/dev-box-images#8 quotes Azure's answer). An undeclared subnet is
-  400 ``SubnetNotFound``¹ when ``strictNetworks`` is on; off (the default), it is taken to exist and be
-  delegated, so tests need not declare every subnet their virtual nodes name.
+  400 ``SubnetNotFound``¹, as Azure refuses a subnet that does not exist; with ``--any-subnet`` (runtime setting
+  ``strictNetworks: false``) a well-formed one is taken to exist and be delegated.
 
-Declared through the test hook ``PUT /_emulator/networks`` (in memory only). ¹ the emulator's own code.
+Declared with ``--subnet`` at start or through the test hook ``PUT /_emulator/networks`` (in memory only).
+¹ the emulator's own code.
 """
 
 from __future__ import annotations

@@ -28,6 +28,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="answer SubscriptionNotFound for any subscription but --subscription-id",
     )
     parser.add_argument(
+        "--subnet",
+        action="append",
+        metavar="SUBNET_ID",
+        help="a subnet that exists and is delegated to ACI (repeatable); others are SubnetNotFound, as in Azure",
+    )
+    parser.add_argument(
+        "--any-subnet",
+        action="store_true",
+        help="take every well-formed subnet id to exist and be delegated (no SubnetNotFound)",
+    )
+    parser.add_argument(
         "--provisioning-delay", type=float, default=0.5, help="seconds a create stays Pending"
     )
     parser.add_argument("--pull-delay", type=float, default=0.0, help="seconds an image pull takes")
