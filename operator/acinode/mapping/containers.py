@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
+from typing import Any
 
 from azure.mgmt.containerinstance import models
 
@@ -49,10 +50,18 @@ _CONTAINER_REFUSED = {
 }
 _LIFECYCLE_REFUSED = {
     # ARM has no hook field. ACI's exec API is interactive and after the fact: it cannot hold a container in
-    # "not started" until postStart succeeds, nor run preStop before ACI's stop kills the group's containers.
+    # "not started" until postStart succeeds.
     "postStart": "ACI has no postStart hook: nothing can hold the container until a hook succeeds",
-    "preStop": "ACI has no preStop hook: stopping or deleting a group stops its containers at once",
     "stopSignal": "ACI stops containers with its own signal",
+}
+#: preStop ``sleep`` is honoured: the operator waits before asking ACI to stop the group (``pre_stop_sleep``).
+#: exec and httpGet are not: ACI's exec API starts one process without arguments (ACI's docs), and an HTTP
+#: request from the operator is not the kubelet's request from the pod's node.
+_PRE_STOP_REFUSED = {
+    "exec": "ACI's exec API starts a single process without arguments, so a preStop command cannot be run as a "
+    "kubelet runs it; use a preStop sleep, or handle SIGTERM in the container",
+    "httpGet": "acinode does not send preStop HTTP requests; use a preStop sleep, or handle SIGTERM",
+    "tcpSocket": "a tcpSocket preStop hook is not a handler Kubernetes runs",
 }
 #: A native sidecar: ACI's init containers must exit before the app containers start, and an app container
 #: would start together with (not before) the others and keep a finished Job's group running.
@@ -128,7 +137,12 @@ def check_container_fields(
     if init and container.get("restartPolicy") == "Always":
         refused = {**refused, "restartPolicy": SIDECAR_REFUSED}
     fields.check_fields(container, path, _CONTAINER_FIELDS, refused, found)
-    fields.check_fields(container.get("lifecycle", {}), f"{path}.lifecycle", (), _LIFECYCLE_REFUSED, found)
+    lifecycle = container.get("lifecycle", {})
+    fields.check_fields(lifecycle, f"{path}.lifecycle", ("preStop",), _LIFECYCLE_REFUSED, found)
+    pre_stop = lifecycle.get("preStop") or {}
+    fields.check_fields(pre_stop, f"{path}.lifecycle.preStop", ("sleep",), _PRE_STOP_REFUSED, found)
+    if init and pre_stop:
+        found.add(f"{path}.lifecycle.preStop", "init containers have no preStop hook")
     if not container.get("image"):
         found.add(f"{path}.image", "is required")
 
@@ -294,3 +308,17 @@ def _seccomp(profile: objects.SeccompProfile, path: str, found: problems.Problem
         f"{path}.seccompProfile", "a Localhost profile lives on a node's disk, which a virtual node has not"
     )
     return None
+
+
+def pre_stop_sleep(pod: objects.Pod) -> int:
+    """Seconds to wait, once the pod is being deleted, before its group is asked to stop: the longest preStop
+    ``sleep`` of its containers. ACI stops a group's containers together, so a container without the hook gets
+    its SIGTERM after that wait too (on a kubelet, at once)."""
+    longest = 0
+    for container in pod.get("spec", {}).get("containers", []):
+        lifecycle: Mapping[str, Any] = container.get("lifecycle") or {}
+        pre_stop: Mapping[str, Any] = lifecycle.get("preStop") or {}
+        seconds = (pre_stop.get("sleep") or {}).get("seconds", 0)
+        if isinstance(seconds, int) and seconds > longest:
+            longest = seconds
+    return longest

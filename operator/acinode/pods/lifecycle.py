@@ -313,6 +313,12 @@ class PodLifecycle:
         """Stop the group, wait (through the work queue) until it stopped or the grace period is over, then write
         the terminated container statuses. True when the group may now be deleted."""
         if not memory.stop_requested:
+            stop_at = policy.pre_stop_until(pod, deadline)
+            now = self.clock.now()
+            if stop_at is not None and now < stop_at:
+                # The containers' preStop sleep: they keep running (and serving) until it is over.
+                self.queue.add_after(keys.PodKey(pod["metadata"]["uid"]), (stop_at - now).total_seconds())
+                return False
             try:
                 await self.aci.stop(name)
             except errors.NotFoundError:

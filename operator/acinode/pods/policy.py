@@ -29,7 +29,7 @@ import dataclasses
 import datetime
 
 from acinode import errors
-from acinode.mapping import conditions, events, failures, objects
+from acinode.mapping import conditions, containers, events, failures, objects
 from acinode.pods import retry
 
 
@@ -177,6 +177,17 @@ def grace_deadline(pod: objects.Pod) -> datetime.datetime | None:
     if not isinstance(grace, int) or grace <= 0 or conditions.is_terminal(pod.get("status", {})):
         return None
     return _parse_time(metadata.get("deletionTimestamp"))
+
+
+def pre_stop_until(pod: objects.Pod, deadline: datetime.datetime) -> datetime.datetime | None:
+    """When a graceful deletion may ask ACI to stop the group: after the pods' preStop ``sleep`` (counted from
+    the deletion's start, as a kubelet runs it), never after the grace period; None when there is none."""
+    seconds = containers.pre_stop_sleep(pod)
+    grace = pod.get("metadata", {}).get("deletionGracePeriodSeconds")
+    if seconds <= 0 or not isinstance(grace, int):
+        return None
+    started = deadline - datetime.timedelta(seconds=grace)
+    return min(started + datetime.timedelta(seconds=seconds), deadline)
 
 
 def deletion_wait(deadline: datetime.datetime, *, now: datetime.datetime, stopped: bool) -> float:

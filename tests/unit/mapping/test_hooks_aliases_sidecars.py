@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 from mapping_builders import container, group, pod, problems
 
+from acinode.mapping import containers
+
 pytestmark = pytest.mark.timeout(2)
 
 SIDECAR = {"name": "proxy", "image": "envoy", "restartPolicy": "Always"}
@@ -21,9 +23,14 @@ SIDECAR = {"name": "proxy", "image": "envoy", "restartPolicy": "Always"}
             "no postStart hook",
         ),
         (
-            pod(container(lifecycle={"preStop": {"sleep": {"seconds": 5}}})),
-            "spec.containers[0].lifecycle.preStop",
-            "no preStop hook",
+            pod(container(lifecycle={"preStop": {"exec": {"command": ["sh", "-c", "sleep 5"]}}})),
+            "spec.containers[0].lifecycle.preStop.exec",
+            "single process without arguments",
+        ),
+        (
+            pod(container(lifecycle={"preStop": {"httpGet": {"path": "/drain", "port": 8080}}})),
+            "spec.containers[0].lifecycle.preStop.httpGet",
+            "does not send preStop HTTP requests",
         ),
         (
             pod(container(lifecycle={"stopSignal": "SIGUSR1"})),
@@ -51,6 +58,17 @@ SIDECAR = {"name": "proxy", "image": "envoy", "restartPolicy": "Always"}
 def test_refused(the_pod: Any, path: str, reason: str) -> None:
     found = problems(the_pod)
     assert reason in found.get(path, ""), found
+
+
+def test_a_pre_stop_sleep_maps_and_delays_the_stop_by_the_longest_sleep() -> None:
+    the_pod = pod(
+        container("web", lifecycle={"preStop": {"sleep": {"seconds": 5}}}),
+        container("sidecar", lifecycle={"preStop": {"sleep": {"seconds": 12}}}),
+        container("plain"),
+    )
+    group(the_pod)  # maps: nothing refused
+    assert containers.pre_stop_sleep(the_pod) == 12
+    assert containers.pre_stop_sleep(pod(container())) == 0
 
 
 @pytest.mark.parametrize(

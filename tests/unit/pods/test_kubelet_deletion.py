@@ -69,6 +69,23 @@ async def test_a_container_that_ignores_the_stop_gets_its_grace_period_then_is_k
     assert final["containerStatuses"][0]["ready"] is False
 
 
+async def test_a_pre_stop_sleep_keeps_the_containers_running_before_the_stop(stack: Stack) -> None:
+    stack.aci.stop_kills = True
+    body = pod()
+    body["spec"]["containers"][0]["lifecycle"] = {"preStop": {"sleep": {"seconds": 8}}}
+    current = await _running(stack, body)
+    _deleting(stack, current, 30)
+    await stack.drain()
+    assert stack.aci.stopped == [], "the preStop sleep runs first, the containers still serving"
+    stack.later(5)
+    await stack.drain()
+    assert stack.aci.stopped == [] and stack.current(body) is not None
+    stack.later(3)
+    await stack.drain()
+    assert stack.aci.stopped == [group_name(body)]
+    assert group_name(body) not in stack.aci.groups and stack.current(body) is None
+
+
 async def test_a_force_delete_removes_the_group_at_once_without_a_stop(stack: Stack) -> None:
     body = pod()
     current = await _running(stack, body)
