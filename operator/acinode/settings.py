@@ -161,6 +161,11 @@ class PodSettings:
     principal) and leaves a third of the ACI client's own read budget (``aci.reads_per_second``, 3/s) for
     listings, usage and the kubelet API. A steady server is read every (servers + ``likely_to_end_weight`` ×
     pods likely to end) / this seconds: 500 s for 1,000 steady pods. 0: ``steady_gets_per_sync`` a pass."""
+    listing_reads_per_second: float = 0.5
+    """Budget of the steady listings, for the whole operator: when all is steady, each node lists every
+    ``steady_sync_seconds`` or, if every node's pages (one per 100 groups) together would exceed this, less
+    often (50 nodes: every 100 s). With the status reads (2/s) it stays within the ACI client's 3 reads/s;
+    nodes in transition still list every ``fast_sync_seconds``. 0: every ``steady_sync_seconds`` whatever it costs."""
     likely_to_end_weight: float = 4.0
     """How much more often a steady pod likely to end (a Job's, restartPolicy Never or OnFailure) is read than a
     server (restartPolicy Always): its wait since the last read counts this many times."""
@@ -374,6 +379,7 @@ _ZERO_ALLOWED = frozenset(
         "aci.transient_backoff_seconds",
         "pods.steady_gets_per_sync",
         "pods.status_reads_per_second",
+        "pods.listing_reads_per_second",
     }
 )
 

@@ -135,6 +135,7 @@ class SharedBudget:
 
     def __init__(self) -> None:
         self._loads: weakref.WeakKeyDictionary[object, tuple[int, int]] = weakref.WeakKeyDictionary()
+        self._pages: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
         self.terms: BudgetTerms | None = None
         """The settings the schedulers spend it with (None until one exists): what the metrics report."""
 
@@ -151,8 +152,19 @@ class SharedBudget:
             pass_seconds=self.terms.pass_seconds,
         )
 
-    def report(self, member: object, servers: int, likely: int) -> None:
+    def report(self, member: object, servers: int, likely: int, groups: int | None = None) -> None:
         self._loads[member] = (servers, likely)
+        if groups is not None:
+            self._pages[member] = math.ceil(groups / LIST_PAGE_SIZE)
+
+    def listing_interval(self, listing_reads_per_second: float, floor_seconds: float) -> float:
+        """How often each member may list when all steady: every member's listing pages together within
+        ``listing_reads_per_second`` (50 nodes of 20 groups, 0.5/s: every 100 s), never more often than
+        ``floor_seconds``."""
+        pages = sum(list(self._pages.values()))
+        if listing_reads_per_second <= 0 or not pages:
+            return floor_seconds
+        return max(floor_seconds, pages / listing_reads_per_second)
 
     def totals(self) -> tuple[int, int]:
         """Steady (servers, likely) groups over every member."""

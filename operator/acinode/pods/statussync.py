@@ -13,7 +13,8 @@ state can come from"), drawn from a read budget (``readbudget``; docs/performanc
   of 0, a fixed round-robin sweep of ``steady_gets_per_sync`` a pass instead;
 - the pass interval adapts: fast while anything is in transition, ``budget_pass_seconds`` while the budget has
   steady groups to read, steady otherwise, idle for an empty node, and backing off while no listing has succeeded
-  yet. The listing is refreshed every pass while anything is in transition, else every ``steady_sync_seconds``.
+  yet. The listing is refreshed every pass while anything is in transition, else every ``steady_sync_seconds``,
+  or less often when all nodes' listing pages together would exceed ``listing_reads_per_second``.
 No I/O here: the controller lists, GETs and patches; this decides, on the injected clock.
 """
 
@@ -121,14 +122,21 @@ class SyncScheduler:
     def listing_is_stale(self, listing_began: float, listed: bool) -> bool:
         """Whether a pass lists again. While anything is in transition, a listing over ``fast_sync_seconds`` old
         (a pass woken early reuses a fresher one: in a burst, listings of every group would otherwise run back to
-        back); a pass the budget scheduled (all steady) one over ``steady_sync_seconds`` old, so that passes every
+        back); a pass the budget scheduled (all steady) one over ``listing_interval()`` old, so that passes every
         ``budget_pass_seconds`` do not pay a listing (ceil(groups / 100) reads) each."""
         if not listed:
             return True
         age = self.clock.monotonic() - listing_began
         if self._budget_pass:
-            return age >= self.settings.steady_sync_seconds
+            return age >= self.listing_interval()
         return age >= self.settings.fast_sync_seconds
+
+    def listing_interval(self) -> float:
+        """How old a listing a budgeted (all steady) pass reuses: ``steady_sync_seconds``, or longer when every
+        node's listings together would exceed ``listing_reads_per_second`` (each page of 100 groups is a read)."""
+        return self.budget.listing_interval(
+            self.settings.listing_reads_per_second, self.settings.steady_sync_seconds
+        )
 
     def keep_only(self, names: set[types.ContainerGroupName]) -> None:
         """Forget the looks of groups no longer listed."""
@@ -165,7 +173,7 @@ class SyncScheduler:
         chosen = [entry[3] for entry in due[: self.settings.max_gets_per_sync]]
         self._in_transition, self._steady = in_transition, len(steady)
         likely = [readbudget.likely_to_end(c.pod) for c in steady]
-        self.budget.report(self, len(steady) - sum(likely), sum(likely))
+        self.budget.report(self, len(steady) - sum(likely), sum(likely), groups=len(candidates))
         if self.budgeted:
             chosen += self._spend(steady, likely, transition_reads=len(chosen))
         elif steady and self.settings.steady_gets_per_sync > 0:

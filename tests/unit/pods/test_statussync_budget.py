@@ -228,3 +228,28 @@ def test_a_steady_interval_shorter_than_the_budget_pass_wins(clock: FakeClock) -
     scheduler = statussync.SyncScheduler(quick, clock, readbudget.SharedBudget())
     run_pass(scheduler, [steady("a")])
     assert scheduler.interval(listed=True, in_transition=0, has_work=True, failures=0) == 2
+
+
+@pytest.mark.parametrize(
+    ("nodes", "groups", "interval"),
+    [
+        (1, 20, 15.0),  # 1 page every 15 s: within 0.5/s
+        (1, 1000, 20.0),  # 10 pages: every 20 s
+        (50, 20, 100.0),  # 50 pages: every 100 s, not 3.3 reads/s of listings
+    ],
+)
+def test_steady_listings_share_a_budget_of_their_own(
+    clock: FakeClock, nodes: int, groups: int, interval: float
+) -> None:
+    budget = readbudget.SharedBudget()
+    schedulers = [statussync.SyncScheduler(SETTINGS, clock, budget) for _ in range(nodes)]
+    for index, scheduler in enumerate(schedulers):
+        scheduler.choose([steady(f"n{index}-{g}") for g in range(groups)])
+    assert all(s.listing_interval() == interval for s in schedulers)
+    listed_at = clock.monotonic()
+    scheduler = schedulers[0]
+    scheduler.interval(listed=True, in_transition=0, has_work=True, failures=0)
+    clock.advance(interval - 1)
+    assert not scheduler.listing_is_stale(listed_at, listed=True)
+    clock.advance(1)
+    assert scheduler.listing_is_stale(listed_at, listed=True)
