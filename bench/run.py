@@ -201,9 +201,9 @@ def rows(summary: dict[str, Any]) -> list[tuple[str, Any, str, Check | None]]:
     if economy:
         out += [
             # Issue 22 replaced issue 9's ≤ 60/min: the status budget (2 GETs/s) is spent in full, plus
-            # the listing (10 pages per 15 s) and the usage probes.
+            # the listings (≤ 0.5 pages/s) and the node's backend probe (2/min).
             ("ARM: steady reads/min, 1,000 Running pods", dig(economy, "steady_state", "reads_per_minute"),
-             "≤ 180 (budget 120 + listing 40 + usage)", at_most(180)),
+             "≤ 152 (GETs 120 + listings ≤ 30 + probes 2)", at_most(152)),
             ("ARM: same, azure-aci provider's design", dig(economy, "steady_state",
              "azure_aci_provider_reads_per_minute"), "", None),
             ("ARM: 429s with the default budget", economy.get("throttled_with_default_budget"), "0",
