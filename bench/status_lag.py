@@ -146,7 +146,11 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             for key in SETUP_ENV:
                 bed.operator.env.pop(key, None)
             if args.status_reads_per_second is not None:
+                # A raised status budget needs the client's read bucket raised with it (listings, probes on top).
                 bed.operator.env["ACINODE_PODS_STATUS_READS_PER_SECOND"] = str(args.status_reads_per_second)
+                bed.operator.env["ACINODE_ACI_READS_PER_SECOND"] = str(
+                    max(3.0, args.status_reads_per_second + 1)
+                )
             measured_from = time.time()
             bed.operator.start()
             arm_before = stack.arm_requests(bed.emulator)
@@ -178,7 +182,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "exit_window_seconds": [args.first_exit, args.first_exit + args.exit_spread],
             "status_reads_per_second": budget,
             "budget_fraction_of_arm_subscription_reads": round(bound.budget_fraction, 3),
-            "aci_reads_per_second": settings.AciSettings().reads_per_second,
+            "aci_reads_per_second": settings.AciSettings().reads_per_second
+            if args.status_reads_per_second is None
+            else max(3.0, args.status_reads_per_second + 1),
             "setup_seconds": round(setup_seconds, 1),
             "window_seconds": round(window, 1),
             "exits_before_measurement": len(ended) - len(measured),
