@@ -151,6 +151,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 bed.operator.env["ACINODE_ACI_READS_PER_SECOND"] = str(
                     max(3.0, args.status_reads_per_second + 1)
                 )
+            if args.aci_reads_per_second is not None:
+                bed.operator.env["ACINODE_ACI_READS_PER_SECOND"] = str(args.aci_reads_per_second)
             measured_from = time.time()
             bed.operator.start()
             arm_before = stack.arm_requests(bed.emulator)
@@ -182,9 +184,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "exit_window_seconds": [args.first_exit, args.first_exit + args.exit_spread],
             "status_reads_per_second": budget,
             "budget_fraction_of_arm_subscription_reads": round(bound.budget_fraction, 3),
-            "aci_reads_per_second": settings.AciSettings().reads_per_second
-            if args.status_reads_per_second is None
-            else max(3.0, args.status_reads_per_second + 1),
+            "aci_reads_per_second": float(bed.operator.env.get("ACINODE_ACI_READS_PER_SECOND", "3.0")),
             "setup_seconds": round(setup_seconds, 1),
             "window_seconds": round(window, 1),
             "exits_before_measurement": len(ended) - len(measured),
@@ -219,6 +219,7 @@ def main() -> int:
     parser.add_argument("--exit-spread", type=int, default=120)
     parser.add_argument("--restart-policy", default="Never", choices=("Never", "OnFailure", "Always"))
     parser.add_argument("--status-reads-per-second", type=float, default=None, help="default: the settings'")
+    parser.add_argument("--aci-reads-per-second", type=float, default=None, help="the client's read bucket")
     parser.add_argument("--max-seconds", type=float, default=1500, help="longest wait for the exits to show")
     parser.add_argument("--seed", type=int, default=22)
     args = parser.parse_args()
