@@ -9,7 +9,7 @@ from acinode import settings, types
 from acinode.aci import ratelimit
 from acinode.kube import client
 from acinode.mapping import node as node_mapping
-from acinode.node import keeper
+from acinode.node import backend, keeper
 from acinode.pods import lifecycle, protocols, reconciler
 from acinode.runtime import ownership as ownership_
 from acinode.runtime import virtualnode as runtime
@@ -30,6 +30,8 @@ class Services:
     """One ARM rate budget per subscription, shared by the clients of every VirtualNode in it."""
     pod_observer: protocols.PodObserver | None = None
     """Told how long reconciles and syncs take (the metrics), passed to every pod controller when it is built."""
+    probe_results: backend.ProbeResults = dataclasses.field(default_factory=backend.ProbeResults)
+    """Backend checks shared by every VirtualNode that reaches ARM the same way."""
     images: lifecycle.ImageEntrypoints | None = None
     """Reads image ENTRYPOINTs from registries for every node (``oci.client.ImageConfigReader``)."""
     ownership: ownership_.Ownership | None = None
@@ -66,6 +68,7 @@ class Services:
             limiter_for=self.limiter_for,
             pod_observer=self.pod_observer,
             images=self.images,
+            probe_results=self.probe_results,
             on_serving=serving,
             on_stopped=stopped,
         )

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 from acinode import errors
 from acinode.aci import api
+
+
+class ProbeResults:
+    """Successful backend checks shared by the nodes that reach ARM the same way (endpoint, subscription, region,
+    credentials): one cheap read per TTL for all of them, not one per node, so fifty nodes of one subscription
+    do not spend ARM's read budget (and the client's read bucket) on fifty identical answers."""
+
+    def __init__(self) -> None:
+        self.ok_until: dict[Hashable, float] = {}
+        self.locks: dict[Hashable, asyncio.Lock] = {}
+
+    def lock(self, key: Hashable) -> asyncio.Lock:
+        return self.locks.setdefault(key, asyncio.Lock())
 
 
 class UsageProbe:
@@ -25,17 +38,20 @@ class UsageProbe:
         timeout_seconds: float,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        shared: ProbeResults | None = None,
+        key: Hashable = None,
     ) -> None:
         self._aci = aci
         self._ttl = ttl_seconds
         self._timeout = timeout_seconds
         self._monotonic = monotonic
-        self._ok_until = 0.0
-        self._lock = asyncio.Lock()
+        # Alone (no ``shared``), the probe keeps its own result under its own key.
+        self._results = shared if shared is not None else ProbeResults()
+        self._key = key if shared is not None else id(self)
 
     async def check(self) -> None:
-        async with self._lock:
-            if self._monotonic() < self._ok_until:
+        async with self._results.lock(self._key):
+            if self._monotonic() < self._results.ok_until.get(self._key, 0.0):
                 return
             throttled_at_start = self._paused_for() > 0
             try:
@@ -50,7 +66,7 @@ class UsageProbe:
                 raise errors.BackendUnavailableError(
                     f"ARM did not answer within {self._timeout:.0f}s"
                 ) from err
-            self._ok_until = self._monotonic() + self._ttl
+            self._results.ok_until[self._key] = self._monotonic() + self._ttl
 
     def _paused_for(self) -> float:
         """Seconds left of the client's pause after a 429 (0 when not paused or when the client has no limiter)."""

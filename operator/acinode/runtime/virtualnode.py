@@ -62,6 +62,8 @@ class RuntimeDeps:
     on_stopped: Callable[[str, Any], None] = lambda name, controller: None
     images: lifecycle.ImageEntrypoints | None = None
     """Reads image ENTRYPOINTs from registries, shared by every node (its caches too)."""
+    probe_results: backend.ProbeResults = dataclasses.field(default_factory=backend.ProbeResults)
+    """Backend checks shared by the nodes that reach ARM the same way (one read per TTL for all of them)."""
 
 
 class SwitchableProbe:
@@ -214,8 +216,13 @@ class VirtualNodeRuntime:
             if failures:
                 logger.info("Azure settings of %s usable now", self.name, extra=self._log())
             node = self.deps.settings.node
+            azure = self.config.azure
             self.probe.current = backend.UsageProbe(
-                aci, node.backend_check_ttl_seconds, node.api_timeout_seconds
+                aci,
+                node.backend_check_ttl_seconds,
+                node.api_timeout_seconds,
+                shared=self.deps.probe_results,
+                key=(azure.cloud, azure.subscription_id, azure.region, azure.credentials),
             )
             self.keeper.poke()
             return aci

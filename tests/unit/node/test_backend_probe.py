@@ -109,3 +109,29 @@ async def test_concurrent_checks_after_a_failure_each_ask_again(
     results = await asyncio.gather(*(probe.check() for _ in range(3)), return_exceptions=True)
     assert all(isinstance(result, errors.TransientError) for result in results)
     assert usage.calls == 3
+
+
+async def test_nodes_that_reach_arm_the_same_way_share_one_check_per_ttl(clock: FakeClock) -> None:
+    shared = backend.ProbeResults()
+    same = [FakeUsageApi() for _ in range(3)]
+    other = FakeUsageApi()
+    probes = [
+        backend.UsageProbe(
+            cast(api.AciApi, u), TTL, 0.05, monotonic=clock.monotonic, shared=shared, key="sub-a"
+        )
+        for u in same
+    ]
+    elsewhere = backend.UsageProbe(
+        cast(api.AciApi, other), TTL, 0.05, monotonic=clock.monotonic, shared=shared, key="sub-b"
+    )
+    await asyncio.gather(*(p.check() for p in probes), elsewhere.check())
+    assert sum(u.calls for u in same) == 1, "one read for the three nodes of one subscription and credential"
+    assert other.calls == 1, "another subscription or credential is checked on its own"
+    clock.advance(TTL)
+    same[1].error = errors.AuthenticationError("expired")
+    with pytest.raises(errors.AuthenticationError):
+        await probes[1].check()
+    with pytest.raises(errors.AuthenticationError):
+        await probes[1].check()  # a failure is shared by nobody and cached for nobody
+    await probes[0].check()
+    assert same[0].calls == 2 and same[1].calls == 2
