@@ -20,6 +20,7 @@ from contract import emulated
 from ociregistry import ocibin
 from support import arm
 from support.operator_process import OperatorProcess
+from support.virtualnodes import wait_node_ready
 from support.waiting import wait_until
 
 TOLERATIONS = [{"key": "virtual-kubelet.io/provider", "operator": "Exists"}]
@@ -101,14 +102,7 @@ def _pod(node: dict[str, Any], name: str, image: str, args: list[str]) -> dict[s
 
 def _ready_node(make_virtual_node: Any, core: client.CoreV1Api) -> dict[str, Any]:
     node: dict[str, Any] = make_virtual_node()
-    name = node["metadata"]["name"]
-    wait_until(
-        lambda: any(
-            c.type == "Ready" and c.status == "True" for c in core.read_node(name).status.conditions or []
-        ),
-        30,
-        "the virtual node Ready",
-    )
+    wait_node_ready(core, node["metadata"]["name"])
     return node
 
 

@@ -16,7 +16,7 @@ from kubernetes import client
 
 from contract import emulated
 from support import arm
-from support.virtualnodes import emulator_hook, virtual_node_body
+from support.virtualnodes import emulator_hook, virtual_node_body, wait_node_ready
 from support.waiting import wait_until
 
 DRIVER_MODULE = "sigs.k8s.io/secrets-store-csi-driver@v1.5.4"
@@ -124,13 +124,7 @@ def key_vault_node(
     azure = virtual_node_body(name, emulator)["spec"]["azure"]
     azure["allowedIdentities"] = [{"resourceId": IDENTITY, "clientId": CLIENT_ID, "namespaces": [namespace]}]
     node: dict[str, Any] = make_virtual_node(name, azure=azure)
-    wait_until(
-        lambda: any(
-            c.type == "Ready" and c.status == "True" for c in core_v1.read_node(name).status.conditions or []
-        ),
-        30,
-        "the virtual node Ready",
-    )
+    wait_node_ready(core_v1, name)
     return node
 
 

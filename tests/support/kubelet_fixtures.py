@@ -20,6 +20,7 @@ import pytest
 from kubernetes import client
 
 from support.operator_process import OperatorProcess
+from support.virtualnodes import wait_node_ready
 from support.waiting import wait_until
 
 __all__ = [
@@ -116,14 +117,7 @@ def kubelet_operator_process(
 @pytest.fixture
 def ready_virtual_node(make_virtual_node: Any, core_v1: client.CoreV1Api) -> dict[str, Any]:
     vn: dict[str, Any] = make_virtual_node()
-    name = vn["metadata"]["name"]
-    wait_until(
-        lambda: any(
-            c.type == "Ready" and c.status == "True" for c in core_v1.read_node(name).status.conditions or []
-        ),
-        30,
-        "the virtual node to be Ready",
-    )
+    wait_node_ready(core_v1, vn["metadata"]["name"])
     return vn
 
 

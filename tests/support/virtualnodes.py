@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from contract import emulated
+from support.waiting import wait_until
 
 TOKEN_SECRET = "aci-emulator-token"
 VIRTUAL_NODES = ("acinode.dev", "v1alpha1", "virtualnodes")
@@ -14,6 +15,17 @@ VIRTUAL_NODES = ("acinode.dev", "v1alpha1", "virtualnodes")
 
 def emulator_hook(emulator: emulated.Emulator, method: str, path: str, body: Any = None) -> Any:
     return asyncio.run(emulator.hook(method, path, body))
+
+
+def wait_node_ready(core: Any, name: str, timeout: float = 30) -> None:
+    """Until the Node of a VirtualNode reports Ready=True."""
+    wait_until(
+        lambda: any(
+            c.type == "Ready" and c.status == "True" for c in core.read_node(name).status.conditions or []
+        ),
+        timeout,
+        f"the virtual node {name} Ready",
+    )
 
 
 def declare_subnet(emulator: emulated.Emulator, subnet_id: str, delegated: bool = True) -> None:

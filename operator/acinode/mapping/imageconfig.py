@@ -81,16 +81,21 @@ def parse_image_reference(image: str) -> ImageReference:
     return ImageReference(host, api_host, path, digest if at else tag)
 
 
+def args_only_images(pod: objects.Pod) -> dict[str, str]:
+    """Container name → image, for the containers with args but no command (cheap: no annotation parsing)."""
+    spec = pod.get("spec", {})
+    return {
+        container.get("name", ""): container["image"]
+        for container in [*spec.get("initContainers", []), *spec.get("containers", [])]
+        if container.get("args") and not container.get("command") and container.get("image")
+    }
+
+
 def images_needing_entrypoints(pod: objects.Pod, chosen: options.GroupOptions) -> tuple[str, ...]:
     """The images whose ENTRYPOINT the group's command needs: containers with args and no command, unless the
     pod's entrypoints annotation names it for that container."""
-    spec = pod.get("spec", {})
-    needed: dict[str, None] = {}
-    for container in [*spec.get("initContainers", []), *spec.get("containers", [])]:
-        wants = container.get("args") and not container.get("command") and container.get("image")
-        if wants and container.get("name", "") not in chosen.entrypoints:
-            needed[container["image"]] = None
-    return tuple(needed)
+    found = args_only_images(pod)
+    return tuple(dict.fromkeys(image for name, image in found.items() if name not in chosen.entrypoints))
 
 
 def platform_manifest(index: Mapping[str, Any], os_name: str, architecture: str) -> str | None:

@@ -229,8 +229,8 @@ class PodLifecycle:
     ) -> pod_references.ResolvedReferences:
         """The ENTRYPOINT of each image run with args but no command, read from its registry with the pod's own
         pull secrets (what a kubelet's runtime knows from the pulled image)."""
-        if self.images is None:
-            return refs
+        if self.images is None or not imageconfig.args_only_images(pod):
+            return refs  # the common case: no annotation parsing, no registry
         annotations = pod.get("metadata", {}).get("annotations") or {}
         chosen = options.group_options_from_annotations(annotations, problems.Problems())
         needed = imageconfig.images_needing_entrypoints(pod, chosen)
