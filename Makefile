@@ -82,6 +82,16 @@ emulator: install ## Run the ACI emulator on loopback.
 bench: kube ## Run the benchmarks in bench/ and print their JSON summary.
 	$(PY) bench/run.py
 
+# The charts of docs/performance.md, from bench/results/: the 1,000-pod peer run if there is one, else the 100-pod
+# one, and every status_lag-*.json (one-node runs are drawn). bench/plots.py draws SVG with no plotting library.
+PLOTS_PEER ?= $(firstword $(wildcard bench/results/peer-1000.json bench/results/peer-100.json))
+PLOTS_STATUS_LAG ?= $(wildcard bench/results/status_lag-*.json)
+
+.PHONY: plots
+plots: install ## Draw docs/plots/*.svg from bench/results/ (peer-1000.json or peer-100.json, status_lag-*.json).
+	$(PY) bench/plots.py $(if $(PLOTS_PEER),--peer $(PLOTS_PEER)) \
+		$(if $(PLOTS_STATUS_LAG),--status-lag $(PLOTS_STATUS_LAG)) --out docs/plots/
+
 # The Helm chart: helm (built from its Go module), chart CRD sync/verify, lint, template, image.
 include helm/helm.mk
 

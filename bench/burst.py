@@ -9,7 +9,11 @@ For each N, on the real control plane with `acinode run` (run as the Helm chart 
   group's first `Pulling` event `--provisioning-delay` seconds after the PUT), ACI Running (the container's
   `startTime`) → pod Running in the API, and binding → pod Running;
 - ARM requests per pod by operation (the emulator's stats), and 429s;
-- the operator's CPU seconds and peak RSS during each phase.
+- the operator's CPU seconds and peak RSS during each phase;
+- a timeline for plots (`bench/plots.py`): `timeline.up_running`, [seconds since the scale-up, pods Running]
+  pairs (`up_bound`: pods bound by the scheduler), and `timeline.down_remaining`, [seconds since the
+  scale-down, pods not yet deleted] pairs, one point where the count changes (thinned to at most 200), from the
+  watch's stamps.
 Bindings and Running transitions are stamped by a watch in the benchmark process (`stack.PodWatcher`).
 
 Profiles: `zero` (no provisioning delay, no throttling: the operator's own cost) and `realistic`
@@ -198,6 +202,34 @@ def put_answers(log: Path) -> dict[str, float]:
     return answered
 
 
+TIMELINE_POINTS = 200
+
+
+def step_timeline(
+    offsets: Sequence[float], initial: int, delta: int, points: int = TIMELINE_POINTS
+) -> list[list[float]]:
+    """A count that starts at ``initial`` and moves by ``delta`` (+1 or -1) at each of ``offsets`` (seconds
+    since the phase began), as [seconds, count] pairs: [0, initial] first, then one pair per distinct time
+    (to the hundredth of a second) where the count changed, thinned to at most ``points`` pairs. Thinning
+    keeps evenly spaced changes and always the last one: a line through the pairs follows the count's curve
+    and ends exactly where the phase did."""
+    changes: list[list[float]] = []
+    count = initial
+    for offset in sorted(max(0.0, o) for o in offsets):
+        count += delta
+        at = round(offset, 2)
+        if changes and changes[-1][0] == at:
+            changes[-1][1] = count
+        else:
+            changes.append([at, count])
+    start = changes.pop(0) if changes and changes[0][0] == 0.0 else [0.0, initial]
+    room = max(1, points - 1)
+    if len(changes) > room:
+        step = len(changes) / room
+        changes = [changes[round((i + 1) * step) - 1] for i in range(room)]  # the last one included
+    return [start, *changes]
+
+
 def groups_left(emulator: emulated.Emulator) -> int:
     return int(stack.emulator_hook(emulator, "GET", "stats")["groups"]["total"])
 
@@ -245,6 +277,10 @@ def burst(
         [t.running - t.bound for t in running if t.running and t.bound]
     )
     result["up"] = up.summary()
+    timeline = {
+        "up_running": step_timeline([t.running - began for t in pods if t.running], 0, +1),
+        "up_bound": step_timeline([t.bound - began for t in pods if t.bound], 0, +1),
+    }
 
     if emulator is not None:
         times, own = group_times(emulator, f"rg-{node}", provisioning_delay)
@@ -273,6 +309,10 @@ def burst(
             stack.wait_until("container groups gone", lambda: groups_left(emulator) == 0, timeout, 0.25)
         gone = time.time() - began if emulator is not None else pods_gone
     deletions = [t for t in watcher.snapshot() if t.deleting and t.deleted]
+    present = [t for t in watcher.snapshot() if t.deleted is None or t.deleted >= began]
+    timeline["down_remaining"] = step_timeline(
+        [t.deleted - began for t in present if t.deleted], len(present), -1
+    )
     result["all_gone_seconds"] = round(max(gone, pods_gone), 2)
     result["pods_gone_seconds"] = round(pods_gone, 2)
     result["deletion_to_gone_seconds"] = stack.distribution(
@@ -281,6 +321,7 @@ def burst(
     result["down"] = down.summary()
     result["cpu_seconds"] = round(up.cpu_seconds + down.cpu_seconds, 2)
     result["rss_peak_mib"] = max(up.rss_peak_mib, down.rss_peak_mib)
+    result["timeline"] = timeline
 
     if emulator is not None:
         requests = subtract(stack.requests_delta(stack.arm_requests(emulator), before), own)

@@ -16,9 +16,10 @@ The peers:
 - `virtual_kubelet_tuned`: `bench/virtualkubelet/tunedmock`, the same node library (same version) with the
   mock's behaviour and the limit tensile-kube uses (500/s, burst 1,000): virtual-kubelet's own machinery.
 
-Prints one JSON object. Bounded: every wait has a timeout; all traffic stays on loopback.
+Prints one JSON object; each burst carries its `timeline` (pods Running, pods left, over time), which
+`bench/plots.py` draws for the three nodes. Bounded: every wait has a timeout; all traffic stays on loopback.
 
-    .venv/bin/python bench/peer.py --sizes 100,500,1000
+    .venv/bin/python bench/peer.py --sizes 100,500,1000 > bench/results/peer-1000.json
 """
 
 from __future__ import annotations
