@@ -48,7 +48,13 @@ class GroupSummary:
 
     def is_provisioning(self) -> bool:
         """Provisioning is still under way (the status sync looks at such groups first)."""
-        return (self.provisioning_state or "").lower() not in ("succeeded", "failed", "canceled")
+        state = self.provisioning_state
+        # ARM spells the states so; the lower-casing is for anything else (every status pass asks each group).
+        return state not in _SETTLED_STATES and (state or "").lower() not in _SETTLED_STATES_LOWER
+
+
+_SETTLED_STATES = frozenset({"Succeeded", "Failed", "Canceled"})
+_SETTLED_STATES_LOWER = frozenset(state.lower() for state in _SETTLED_STATES)
 
 
 @dataclasses.dataclass(frozen=True)

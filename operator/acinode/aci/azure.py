@@ -1,19 +1,21 @@
 """``AzureAciApi``: the ``api.AciApi`` role on the real SDK (``azure.mgmt.containerinstance.aio``).
 
 The same code reaches Azure, a sovereign or private cloud, and the emulator: only the ``target.AzureCloud``
-differs (endpoint, token scope, CA bundle). Long-running operations are submitted with ``polling=False`` and
-never awaited: one PUT per create, one DELETE per delete; the status sync observes what follows.
+differs (endpoint, token scope, CA bundle). Long-running operations are submitted and never polled: one PUT per
+create, one DELETE per delete; the status sync observes what follows. List, create and delete go through the
+client's pipeline with their answers read as summaries (``summaries``: the SDK's models for them cost most of
+the operator's CPU in a burst); everything else uses the SDK's operations and models.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.pipeline import PipelineResponse
 from azure.mgmt.containerinstance import aio as aci_aio
 from azure.mgmt.containerinstance import models
 
@@ -26,6 +28,7 @@ from acinode.aci import (
     newer,
     pipeline,
     ratelimit,
+    summaries,
     target,
     translate,
     transport,
@@ -92,24 +95,19 @@ class AzureAciApi:
     async def create_or_update(
         self, name: types.ContainerGroupName, group: models.ContainerGroup
     ) -> api.GroupSummary:
-        operations = self._client.container_groups
+        # One PUT, never polled (see the module's note); the answer read as a summary (``summaries``).
+        if newer.has_newer_fields(group):
+            body, api_version = newer.request_body(group), newer.API_VERSION
+        else:
+            body, api_version = json.dumps(group.serialize()).encode(), self._settings.api_version
+        request = summaries.put_request(self._group_path(name), api_version, body)
         with translate.translated():
-            if newer.has_newer_fields(group):
-                poller = await operations.begin_create_or_update(
-                    self._resource_group,
-                    name,
-                    # The SDK sends bytes as they are (its IO check misses io.BytesIO).
-                    cast(Any, newer.request_body(group)),
-                    polling=False,
-                    api_version=newer.API_VERSION,
-                    content_type="application/json",
-                )
-            else:
-                poller = await operations.begin_create_or_update(
-                    self._resource_group, name, group, polling=False
-                )
-            accepted = await poller.result()
-        summary = _summary_of(accepted, name)
+            response = await self._client._send_request(request)
+            summaries.raise_unless(response, (200, 201))
+            answer = response.json() if response.content else {}
+        summary = summaries.summary_from_json(answer) or api.GroupSummary(
+            name=name, tags=dict(group.tags or {}), provisioning_state=None
+        )
         logger.info(
             "container group submitted",
             extra=self._log_fields(name, provisioning_state=summary.provisioning_state),
@@ -121,13 +119,12 @@ class AzureAciApi:
             return await self._client.container_groups.get(self._resource_group, name)
 
     async def delete(self, name: types.ContainerGroupName) -> bool:
+        request = summaries.delete_request(self._group_path(name), self._settings.api_version)
         try:
             with translate.translated():
-                poller = await self._client.container_groups.begin_delete(
-                    self._resource_group, name, polling=False, cls=_status_code
-                )
-                # ``cls`` above makes the result the status code of ARM's answer.
-                status: int = cast(Any, await poller.result())
+                response = await self._client._send_request(request)
+                summaries.raise_unless(response, (200, 202, 204))
+                status = response.status_code
         except errors.NotFoundError:
             status = 404
         # 204 is ARM's answer for a group that does not exist; 200 and 202 mean it was there.
@@ -138,12 +135,23 @@ class AzureAciApi:
     async def list_groups(self, tags: Mapping[str, str] | None = None) -> list[api.GroupSummary]:
         wanted = dict(tags or {})
         found: list[api.GroupSummary] = []
+        api_version = self._settings.api_version
+        request = summaries.list_request(
+            summaries.groups_path(self.target.subscription_id, self._resource_group), api_version
+        )
         with translate.translated():
-            async for group in self._client.container_groups.list_by_resource_group(self._resource_group):
-                have = group.tags or {}
-                if group.name and all(have.get(key) == value for key, value in wanted.items()):
-                    found.append(_summary_of(group, types.ContainerGroupName(group.name)))
-        return found
+            while True:
+                response = await self._client._send_request(request)
+                summaries.raise_unless(response, (200,))
+                entries, next_link = summaries.list_page(response.json())
+                for entry in entries:
+                    summary = summaries.summary_from_json(entry)
+                    have = summary.tags if summary else {}
+                    if summary and all(have.get(key) == value for key, value in wanted.items()):
+                        found.append(summary)
+                if next_link is None:
+                    return found
+                request = summaries.next_page_request(next_link, api_version)
 
     async def container_logs(
         self,
@@ -236,6 +244,9 @@ class AzureAciApi:
             )
         return await self._usage.read(name, start=start, end=end)
 
+    def _group_path(self, name: types.ContainerGroupName) -> str:
+        return summaries.group_path(self.target.subscription_id, self._resource_group, name)
+
     def _log_fields(self, name: str, **more: object) -> dict[str, object]:
         return {"container_group": name, "resource_group": self._resource_group, **more}
 
@@ -282,20 +293,6 @@ def _client_options(
             cloud.ca_bundle_path, timeout_seconds=aci.request_timeout_seconds
         )
     return options
-
-
-def _status_code(response: PipelineResponse[Any, Any], deserialized: object, headers: object) -> int:
-    return int(response.http_response.status_code)
-
-
-def _summary_of(group: models.ContainerGroup, name: types.ContainerGroupName) -> api.GroupSummary:
-    return api.GroupSummary(
-        name=name,
-        tags=dict(group.tags or {}),
-        provisioning_state=group.provisioning_state,
-        location=group.location,
-        ip_address=group.ip_address.ip if group.ip_address else None,
-    )
 
 
 def _conforms(implementation: AzureAciApi) -> api.AciApi:

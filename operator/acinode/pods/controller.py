@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 
 from acinode import errors, settings, types
@@ -32,6 +33,7 @@ from acinode.pods import (
     lifecycle,
     policy,
     protocols,
+    readbudget,
     reporting,
     retry,
     statussync,
@@ -45,6 +47,18 @@ PodKey = keys.PodKey
 GroupKey = keys.GroupKey
 WorkKey = keys.WorkKey
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
+
+
+@dataclasses.dataclass(frozen=True)
+class PodFacts:
+    """What the status pass reads of one version of a pod."""
+
+    group: types.ContainerGroupName
+    settled: bool
+    """Ended (Succeeded or Failed) or being deleted: no status to sync."""
+    likely_to_end: bool
+    has_run: bool
+    running_and_ready: bool
 
 
 class PodController:
@@ -93,6 +107,8 @@ class PodController:
         self._gets = asyncio.Semaphore(pod_settings.concurrent_actions)
         self._uid_by_group: dict[types.ContainerGroupName, str] = {}
         """The bound pod each group name belongs to (a pod's group name is derived from its namespace/name)."""
+        self._facts: dict[str, tuple[objects.Pod, PodFacts]] = {}
+        """Each bound pod's facts for the status pass, with the pod object they were read from."""
         self._in_transition = 0
 
     # --- what the runtime, the kubelet API and the metrics see ---------------------------------------------
@@ -164,6 +180,7 @@ class PodController:
 
     def _on_pod_change(self, pod: objects.Pod | None) -> None:
         if pod is None:  # a fresh list replaced the view
+            self._facts.clear()
             self._uid_by_group = {
                 pod_mapping.container_group_name_from_pod(p): uid for uid, p in self.view.pods.items()
             }
@@ -175,6 +192,7 @@ class PodController:
         if uid in self.view.pods:
             self._uid_by_group[name] = uid
         else:  # deleted from the API: its group, if any, is now an orphan
+            self._facts.pop(uid, None)
             if self._uid_by_group.get(name) == uid:
                 del self._uid_by_group[name]
             self.queue.add(GroupKey(name))
@@ -271,24 +289,32 @@ class PodController:
                 await self.groups.refresh()
                 self.scheduler.keep_only(set(self.groups.names()))
             candidates: list[statussync.Candidate] = []
-            for name, listed in self.groups.items():
-                owner = tags.pod_identity_from_tags(listed.tags)
-                if owner is None or self._uid_by_group.get(name) != owner.uid:
+            for name in self.groups.names():
+                owner = self.groups.owner_uid(name)
+                if owner is None or self._uid_by_group.get(name) != owner:
                     self.queue.add(GroupKey(name))  # an orphan, or a newer pod's: the workers decide
             for uid, pod in list(self.view.pods.items()):
-                if lifecycle.is_terminal(pod) or pod["metadata"].get("deletionTimestamp"):
+                facts = self._facts_of(uid, pod)
+                if facts.settled:
                     continue
-                name = pod_mapping.container_group_name_from_pod(pod)
-                summary = self.groups.get(name)
+                summary = self.groups.get(facts.group)
                 if summary is None:
-                    if statussync.has_run(pod):
+                    if facts.has_run:
                         self.queue.add(PodKey(uid))  # the group vanished: the workers decide what to do
                     continue
-                identity = tags.pod_identity_from_tags(summary.tags)
-                if identity is None or identity.uid != uid:
+                if self.groups.owner_uid(facts.group) != uid:
                     continue
+                just_created = self.lifecycle.just_created(uid)
+                transition = statussync.in_transition(
+                    summary,
+                    just_created=just_created,
+                    has_run=facts.has_run,
+                    running_and_ready=facts.running_and_ready,
+                )
                 candidates.append(
-                    statussync.Candidate(pod, name, summary, just_created=self.lifecycle.just_created(uid))
+                    statussync.Candidate(
+                        pod, facts.group, summary, just_created, transition, facts.likely_to_end
+                    )
                 )
             chosen, self._in_transition = self.scheduler.choose(candidates)
             await asyncio.gather(*(self._sync_pod(c.pod, c.name) for c in chosen))
@@ -296,6 +322,21 @@ class PodController:
         finally:
             if self.observer is not None:
                 self.observer.on_sync(str(self.where.node_name), self.clock.monotonic() - started)
+
+    def _facts_of(self, uid: str, pod: objects.Pod) -> PodFacts:
+        """What a pass needs of a pod, derived once per version of it (a pass visits every bound pod)."""
+        known = self._facts.get(uid)
+        if known is not None and known[0] is pod:
+            return known[1]
+        facts = PodFacts(
+            group=pod_mapping.container_group_name_from_pod(pod),
+            settled=lifecycle.is_terminal(pod) or bool(pod["metadata"].get("deletionTimestamp")),
+            likely_to_end=readbudget.likely_to_end(pod),
+            has_run=statussync.has_run(pod),
+            running_and_ready=statussync.is_running_and_ready(pod),
+        )
+        self._facts[uid] = (pod, facts)
+        return facts
 
     async def _sync_pod(self, pod: objects.Pod, name: types.ContainerGroupName) -> None:
         async with self._gets:

@@ -29,6 +29,8 @@ class GroupCache:
         self.node_name = node_name
         self.clock = clock_
         self._groups: dict[types.ContainerGroupName, api.GroupSummary] = {}
+        self._owners: dict[types.ContainerGroupName, tuple[api.GroupSummary, types.PodUid | None]] = {}
+        """The pod uid each summary's tags name, read once per summary (every status pass asks for each group)."""
         self._writes: dict[types.ContainerGroupName, tuple[float, api.GroupSummary | None]] = {}
         """Our PUTs (summary) and DELETEs (None) by completion time (monotonic)."""
         self.listing_began = -float("inf")
@@ -60,6 +62,7 @@ class GroupCache:
             else:
                 listed.setdefault(name, written)
         self._groups = listed
+        self._owners = {n: owner for n, owner in self._owners.items() if listed.get(n) is owner[0]}
         self.serial += 1
         self.listed_event.set()
         return summaries
@@ -78,6 +81,19 @@ class GroupCache:
 
     def get(self, name: types.ContainerGroupName) -> api.GroupSummary | None:
         return self._groups.get(name)
+
+    def owner_uid(self, name: types.ContainerGroupName) -> types.PodUid | None:
+        """The uid of the pod the group's tags name; None when the group is unknown or carries no pod identity."""
+        summary = self._groups.get(name)
+        if summary is None:
+            return None
+        known = self._owners.get(name)
+        if known is not None and known[0] is summary:
+            return known[1]
+        identity = tags.pod_identity_from_tags(summary.tags)
+        uid = identity.uid if identity is not None else None
+        self._owners[name] = (summary, uid)
+        return uid
 
     def __contains__(self, name: object) -> bool:
         return name in self._groups

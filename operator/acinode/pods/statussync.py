@@ -39,11 +39,22 @@ def has_run(pod: objects.Pod) -> bool:
 
 def needs_look(pod: objects.Pod, summary: api.GroupSummary, *, just_created: bool) -> bool:
     """In transition: provisioning, just created (and not yet seen run), or not yet seen Running and ready."""
-    if summary.is_provisioning() or (just_created and not has_run(pod)):
-        return True
+    return in_transition(
+        summary, just_created=just_created, has_run=has_run(pod), running_and_ready=is_running_and_ready(pod)
+    )
+
+
+def in_transition(
+    summary: api.GroupSummary, *, just_created: bool, has_run: bool, running_and_ready: bool
+) -> bool:
+    """``needs_look`` from what the pod's status says (the controller reads that once per version of a pod)."""
+    return summary.is_provisioning() or (just_created and not has_run) or not running_and_ready
+
+
+def is_running_and_ready(pod: objects.Pod) -> bool:
     status = pod.get("status", {})
     statuses = status.get("containerStatuses", [])
-    return status.get("phase") != "Running" or not statuses or not all(s.get("ready") for s in statuses)
+    return status.get("phase") == "Running" and bool(statuses) and all(s.get("ready") for s in statuses)
 
 
 @dataclasses.dataclass
@@ -56,14 +67,27 @@ class LookState:
     """The group's provisioningState in the listing at the time of the look."""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)
 class Candidate:
-    """A pod whose own group is listed: one GET would refresh its status."""
+    """A pod whose own group is listed: one GET would refresh its status. Made for every bound pod in every
+    pass, so the controller may hand over what it already knows of the pod (None: worked out here)."""
 
     pod: objects.Pod
     name: types.ContainerGroupName
     summary: api.GroupSummary
     just_created: bool = False
+    in_transition: bool | None = None
+    """``needs_look`` of the candidate."""
+    likely_to_end: bool | None = None
+    """``readbudget.likely_to_end`` of the pod."""
+
+    def needs_look(self) -> bool:
+        if self.in_transition is None:
+            return needs_look(self.pod, self.summary, just_created=self.just_created)
+        return self.in_transition
+
+    def ends_likely(self) -> bool:
+        return readbudget.likely_to_end(self.pod) if self.likely_to_end is None else self.likely_to_end
 
 
 class SyncScheduler:
@@ -160,7 +184,7 @@ class SyncScheduler:
         steady: list[Candidate] = []
         in_transition = 0
         for index, candidate in enumerate(candidates):
-            if needs_look(candidate.pod, candidate.summary, just_created=candidate.just_created):
+            if candidate.needs_look():
                 in_transition += 1
                 if self.is_due(candidate.name, candidate.summary):
                     look = self.looks.get(candidate.name)
@@ -172,7 +196,7 @@ class SyncScheduler:
         due.sort(key=lambda entry: entry[:3])
         chosen = [entry[3] for entry in due[: self.settings.max_gets_per_sync]]
         self._in_transition, self._steady = in_transition, len(steady)
-        likely = [readbudget.likely_to_end(c.pod) for c in steady]
+        likely = [c.ends_likely() for c in steady]
         self.budget.report(self, len(steady) - sum(likely), sum(likely), groups=len(candidates))
         if self.budgeted:
             chosen += self._spend(steady, likely, transition_reads=len(chosen))

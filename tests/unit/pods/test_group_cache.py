@@ -88,3 +88,20 @@ async def test_a_group_a_get_found_missing_is_forgotten_until_listed_again(
     assert "web" not in cache
     await cache.refresh()
     assert "web" in cache
+
+
+async def test_the_owner_follows_the_groups_current_tags(aci: FakeAciApi, clock: FakeClock) -> None:
+    # The owner is read once per summary: a group replaced by a newer pod's (same name, new uid) must name the
+    # new pod at once, whether the change came from our own PUT or from a listing.
+    cache = make(aci, clock)
+    assert cache.owner_uid(summary("web").name) is None, "unknown group"
+    cache.wrote(summary("web").name, summary("web", uid="u1"))
+    assert cache.owner_uid(summary("web").name) == "u1"
+    cache.wrote(summary("web").name, summary("web", uid="u2"))
+    assert cache.owner_uid(summary("web").name) == "u2"
+    aci.put_group("web", own_tags("web", uid="u3"))
+    clock.advance(1)
+    await cache.refresh()
+    assert cache.owner_uid(summary("web").name) == "u3"
+    cache.wrote(summary("web").name, api.GroupSummary(summary("web").name, {}, "Succeeded"))
+    assert cache.owner_uid(summary("web").name) is None, "a group without acinode's tags names no pod"

@@ -105,3 +105,31 @@ def test_a_listing_is_reused_for_under_the_fast_interval(clock: FakeClock) -> No
     assert not scheduler.listing_is_stale(began, listed=True)
     clock.advance(1)
     assert scheduler.listing_is_stale(began, listed=True)
+
+
+def _unready(body: dict[str, object]) -> dict[str, object]:
+    body = ran(body)
+    body["status"]["containerStatuses"][0]["ready"] = False  # type: ignore[index]
+    return body
+
+
+def test_what_the_controller_precomputes_decides_as_needs_look_does() -> None:
+    # The controller reads a pod's status once per version and hands the result over; it must decide exactly as
+    # needs_look does from the pod itself.
+    pods = [pod("web"), ran(pod("web")), _unready(pod("web")), {"metadata": {"name": "bare"}}]
+    summaries = [summary("web", state=s) for s in ("Succeeded", "Creating", "Pending", "Failed", "succeeded")]
+    decided = set()
+    for body in pods:
+        for listed in summaries:
+            for just_created in (False, True):
+                precomputed = statussync.in_transition(
+                    listed,
+                    just_created=just_created,
+                    has_run=statussync.has_run(body),  # type: ignore[arg-type]
+                    running_and_ready=statussync.is_running_and_ready(body),  # type: ignore[arg-type]
+                )
+                expected = statussync.needs_look(body, listed, just_created=just_created)  # type: ignore[arg-type]
+                candidate = statussync.Candidate(body, listed.name, listed, just_created, precomputed)  # type: ignore[arg-type]
+                assert candidate.needs_look() == expected
+                decided.add(expected)
+    assert decided == {True, False}
