@@ -141,9 +141,15 @@ class AzureAciApi:
         )
         with translate.translated():
             while True:
-                response = await self._client._send_request(request)
+                # Streamed, then read here: unstreamed, the pipeline would parse the page's JSON once more
+                # (a page of 100 groups is ~150 KB: the largest parse the operator does).
+                response = await self._client._send_request(request, stream=True)
+                try:
+                    await response.read()
+                finally:
+                    await response.close()
                 summaries.raise_unless(response, (200,))
-                entries, next_link = summaries.list_page(response.json())
+                entries, next_link = summaries.list_page(json.loads(response.content))
                 for entry in entries:
                     summary = summaries.summary_from_json(entry)
                     have = summary.tags if summary else {}
@@ -287,11 +293,11 @@ def _client_options(
         "connection_timeout": aci.request_timeout_seconds,
         "read_timeout": aci.request_timeout_seconds,
     }
-    if cloud.ca_bundle_path:
-        # Not connection_verify=<path>: azure-core would build an SSL context, and so a connection, per request.
-        options["transport"] = transport.CaBundleTransport(
-            cloud.ca_bundle_path, timeout_seconds=aci.request_timeout_seconds
-        )
+    # Not connection_verify=<path>: azure-core would build an SSL context, and so a connection, per request; and
+    # not its own transport, which looks up proxies and netrc on every request (``transport``).
+    options["transport"] = transport.ArmTransport(
+        cloud.arm_endpoint, cloud.ca_bundle_path, timeout_seconds=aci.request_timeout_seconds
+    )
     return options
 
 

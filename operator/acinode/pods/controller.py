@@ -356,11 +356,9 @@ class PodController:
             status = status_mapping.pod_status_from_container_group(
                 group, current, now=self.clock.now(), host_ip=self.where.host_ip
             )
-            listed = self.groups.get(name)
+            self.groups.observed(name, group.provisioning_state)
             self.scheduler.looked(
-                name,
-                unchanged=status == current.get("status"),
-                listed_state=listed.provisioning_state if listed else group.provisioning_state,
+                name, unchanged=status == current.get("status"), listed_state=group.provisioning_state
             )
             await self.reporter.patch_status(current, status)
             for event in events.pod_events_from_container_group(group, current):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 from collections.abc import Iterator, Mapping
 
 from acinode import types
@@ -74,6 +75,15 @@ class GroupCache:
         else:
             self._groups[name] = summary
         self._writes[name] = (self.clock.monotonic(), summary)
+
+    def observed(self, name: types.ContainerGroupName, provisioning_state: str | None) -> None:
+        """A GET showed the group's provisioningState: fresher than the last listing (which, for a node of many
+        groups in transition, is up to a few seconds old), so a group seen provisioned leaves the transition at
+        once. A later listing that began before the GET may say the older state again: that costs one more GET,
+        never a wrong status (the status comes from GETs only)."""
+        summary = self._groups.get(name)
+        if summary is not None and summary.provisioning_state != provisioning_state:
+            self._groups[name] = dataclasses.replace(summary, provisioning_state=provisioning_state)
 
     def vanished(self, name: types.ContainerGroupName) -> None:
         """A GET found no such group: forget it until a listing shows it again."""

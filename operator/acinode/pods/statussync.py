@@ -235,7 +235,7 @@ class SyncScheduler:
 
     def looked(self, name: types.ContainerGroupName, *, unchanged: bool, listed_state: str | None) -> None:
         """Record a GET of the group: ``unchanged`` when the pod's status stayed as it was; ``listed_state`` is
-        what the listing said when we looked (not the GET's answer, which may be newer than the listing): a later
+        the provisioningState the group is now known in (the GET's, which the group cache takes over too): a later
         listing that says otherwise makes the group due again at once."""
         previous = self.looks.get(name)
         self.looks[name] = LookState(

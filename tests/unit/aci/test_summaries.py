@@ -284,3 +284,12 @@ async def test_a_delete_says_whether_the_group_was_there(
     fake.answer("DELETE", "/default-web-0", status, body)
     assert await client.delete(types.ContainerGroupName("default-web-0")) is existed
     assert client.arm_requests.count("delete") == 1
+
+
+async def test_a_refused_listing_raises_what_the_sdk_path_raises(
+    arm: tuple[FakeArm, azure.AzureAciApi],
+) -> None:
+    fake, client = arm
+    fake.answer("GET", "/containerGroups", 403, {"error": {"code": "AuthorizationFailed", "message": "no"}})
+    with pytest.raises(errors.PermissionDeniedError, match=r"AuthorizationFailed|no"):
+        await client.list_groups()

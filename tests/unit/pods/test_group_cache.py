@@ -105,3 +105,15 @@ async def test_the_owner_follows_the_groups_current_tags(aci: FakeAciApi, clock:
     assert cache.owner_uid(summary("web").name) == "u3"
     cache.wrote(summary("web").name, api.GroupSummary(summary("web").name, {}, "Succeeded"))
     assert cache.owner_uid(summary("web").name) is None, "a group without acinode's tags names no pod"
+
+
+async def test_a_get_newer_than_the_listing_updates_the_provisioning_state(
+    aci: FakeAciApi, clock: FakeClock
+) -> None:
+    cache = make(aci, clock)
+    cache.wrote(summary("web").name, summary("web", state="Creating"))
+    cache.observed(summary("web").name, "Succeeded")
+    assert cache.get(summary("web").name) == summary("web", state="Succeeded")
+    assert not cache.get(summary("web").name).is_provisioning()  # type: ignore[union-attr]
+    cache.observed(summary("gone").name, "Succeeded")
+    assert "gone" not in cache, "a GET never brings back a group the cache does not hold"
