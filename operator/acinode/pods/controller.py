@@ -19,6 +19,7 @@ import asyncio
 import collections
 import dataclasses
 import logging
+import math
 
 from acinode import errors, settings, types
 from acinode.aci import api
@@ -47,6 +48,8 @@ PodKey = keys.PodKey
 GroupKey = keys.GroupKey
 WorkKey = keys.WorkKey
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
+CREATED_LOOK_DELAY_SECONDS = 0.05
+"""How long after a creation its group is first read (ACI answers a PUT before the group has moved on)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +110,8 @@ class PodController:
         self._gets = asyncio.Semaphore(pod_settings.concurrent_actions)
         self._uid_by_group: dict[types.ContainerGroupName, str] = {}
         """The bound pod each group name belongs to (a pod's group name is derived from its namespace/name)."""
+        self._just_created: set[types.ContainerGroupName] = set()
+        """Groups created since the last pass: a pass over them alone follows a creation at once."""
         self._facts: dict[str, tuple[objects.Pod, PodFacts]] = {}
         """Each bound pod's facts for the status pass, with the pod object they were read from."""
         self._in_transition = 0
@@ -199,6 +204,7 @@ class PodController:
 
     def _created(self, name: types.ContainerGroupName) -> None:
         self.scheduler.forget(name)
+        self._just_created.add(name)
         self.sync_soon.set()
 
     def enqueue_all(self) -> None:
@@ -284,6 +290,7 @@ class PodController:
         the groups the scheduler chooses and patch their pods' statuses. Returns how many groups are in
         transition (the loop polls faster while any are)."""
         started = self.clock.monotonic()
+        self._just_created.clear()  # this pass sees them all
         try:
             if self.scheduler.listing_is_stale(self.groups.listing_began, self.groups.listed):
                 await self.groups.refresh()
@@ -322,6 +329,23 @@ class PodController:
         finally:
             if self.observer is not None:
                 self.observer.on_sync(str(self.where.node_name), self.clock.monotonic() - started)
+
+    async def _sync_created(self) -> None:
+        """GET the groups created since the last pass (the first look at each, due at once), no others; charged to
+        the read budget like a full pass's transition reads. Anything else waits for the next full pass."""
+        created, self._just_created = self._just_created, set()
+        chosen: list[tuple[objects.Pod, types.ContainerGroupName]] = []
+        for name in created:
+            uid = self._bound(name)
+            if uid is None:
+                continue
+            pod = self.view.pods[uid]
+            if self._facts_of(uid, pod).settled or self.groups.owner_uid(name) != uid:
+                continue
+            chosen.append((pod, name))
+        chosen = chosen[: self.settings.max_gets_per_sync]  # the rest stay due for the next full pass
+        self.scheduler.charge(len(chosen))
+        await asyncio.gather(*(self._sync_pod(pod, name) for pod, name in chosen))
 
     def _facts_of(self, uid: str, pod: objects.Pod) -> PodFacts:
         """What a pass needs of a pod, derived once per version of it (a pass visits every bound pod)."""
@@ -397,30 +421,44 @@ class PodController:
             self.enqueue_all()
 
     async def _run_sync(self) -> None:
+        """Full passes on the scheduler's interval; between them, a creation wakes a pass over the groups just
+        created only (a full pass visits every bound pod: back to back in a burst of creations, they were the
+        largest CPU cost of the burst, each woken by the next creation)."""
         failures = 0
+        next_full = -math.inf
         while True:
             self.sync_soon.clear()
-            in_transition = 0
+            if self.clock.monotonic() < next_full and self.groups.listed:
+                # Creations that arrive together are looked at together, and not before ARM can have moved on.
+                await asyncio.sleep(CREATED_LOOK_DELAY_SECONDS)
+                await self._sync_created()
+                # A new group is in transition: full passes come at the fast interval from now on.
+                next_full = min(next_full, self.clock.monotonic() + self.settings.fast_sync_seconds)
+            else:
+                in_transition = 0
+                try:
+                    in_transition = await self.sync_once()
+                    failures = 0
+                except errors.ThrottledError as err:
+                    failures += 1
+                    await asyncio.sleep(err.retry_after_seconds)
+                except errors.AcinodeError as err:
+                    failures += 1
+                    logger.warning("status sync failed: %s", err, extra={"node": self.where.node_name})
+                except Exception:
+                    failures += 1
+                    logger.exception(
+                        "unexpected error in the status sync", extra={"node": self.where.node_name}
+                    )
+                interval = self.scheduler.interval(
+                    listed=self.groups.listed,
+                    in_transition=in_transition,
+                    has_work=bool(self.view.pods) or len(self.groups) > 0,
+                    failures=failures,
+                )
+                next_full = self.clock.monotonic() + interval
             try:
-                in_transition = await self.sync_once()
-                failures = 0
-            except errors.ThrottledError as err:
-                failures += 1
-                await asyncio.sleep(err.retry_after_seconds)
-            except errors.AcinodeError as err:
-                failures += 1
-                logger.warning("status sync failed: %s", err, extra={"node": self.where.node_name})
-            except Exception:
-                failures += 1
-                logger.exception("unexpected error in the status sync", extra={"node": self.where.node_name})
-            interval = self.scheduler.interval(
-                listed=self.groups.listed,
-                in_transition=in_transition,
-                has_work=bool(self.view.pods) or len(self.groups) > 0,
-                failures=failures,
-            )
-            try:
-                async with asyncio.timeout(interval):
+                async with asyncio.timeout(max(0.0, next_full - self.clock.monotonic())):
                     await self.sync_soon.wait()
             except TimeoutError:
                 pass

@@ -207,6 +207,13 @@ class SyncScheduler:
             self._sweep_position = start + self.settings.steady_gets_per_sync
         return chosen, in_transition
 
+    def charge(self, reads: int) -> None:
+        """Status reads made between passes (a created group's first look): they count against the budget as a
+        pass's transition reads do."""
+        if self.budgeted:
+            cap = max(1.0, self.share() * self.settings.steady_sync_seconds)
+            self._tokens = max(-cap, self._tokens - reads)
+
     def _spend(
         self, steady: list[Candidate], likely: list[bool], *, transition_reads: int
     ) -> list[Candidate]:

@@ -121,3 +121,22 @@ async def test_what_the_kubelet_and_the_metrics_see(stack: Stack) -> None:
     assert snap.groups_by_provisioning_state == {"Pending": 1}, "the orphan was deleted, ours is new"
     assert snap.orphan_groups == 0 and snap.queue_depth == 0
     assert snap.arm_requests.count("create_or_update") == 1
+
+
+async def test_a_created_group_is_read_without_a_full_pass(stack: Stack) -> None:
+    # A full pass visits every bound pod; a creation wakes a look at the new groups only.
+    ready = stack.bind(ran(pod("ready")))
+    ready["status"]["containerStatuses"][0]["ready"] = True
+    stack.aci.put_group(group_name(ready), own_tags("ready", uid=ready["metadata"]["uid"]))
+    fresh = stack.bind(pod("fresh"))
+    await stack.start()
+    await stack.drain()  # creates fresh's group, which queues a look at it
+    assert group_name(fresh) in stack.controller._just_created
+    stack.aci.run(group_name(fresh))
+    stack.clock.advance(1)  # a full pass would list again now
+    lists, gets = stack.aci.count("list_groups"), stack.aci.count("get")
+    await stack.controller._sync_created()
+    assert stack.aci.count("list_groups") == lists, "no listing"
+    assert stack.aci.count("get") == gets + 1, "only the new group is read"
+    assert (stack.current(fresh) or {})["status"]["phase"] == "Running"
+    assert not stack.controller._just_created
