@@ -199,7 +199,15 @@ class ArmRateLimiter:
                         bucket.cancel()
                     self._check_wait(wait, "client-side rate budget exhausted")
                 if wait > 0:
-                    await self._clock.sleep(wait)
+                    try:
+                        await self._clock.sleep(wait)
+                    except asyncio.CancelledError:
+                        # The caller gave up (its own timeout): the slot goes back to those queued behind it.
+                        # Kept, every cancelled waiter would push every later one further out, and callers
+                        # that time out and retry (a node's backend probe) would crowd the budget out entirely.
+                        for bucket in chosen:
+                            bucket.cancel()
+                        raise
                 # A 429 may have paused our budgets while we queued: then wait it out and take fresh tokens,
                 # which the pause spaced out, rather than all firing together when it ends.
                 if self._pause_end(budgets) <= self._clock.now():

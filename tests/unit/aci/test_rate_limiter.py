@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 
 from acinode import errors, settings
@@ -206,3 +209,30 @@ def test_clients_of_one_subscription_share_a_limiter(aci_settings) -> None:
     first = limiters.limiter_for("AAAA-1")
     assert limiters.limiter_for("aaaa-1") is first
     assert limiters.limiter_for("bbbb-2") is not first
+
+
+async def test_a_caller_that_gives_up_while_queued_hands_its_slot_back(clock) -> None:
+    # Ten callers queue for a 1/s budget and give up after 2 s (as a node's backend probe does after its
+    # timeout): their slots must not push the next caller back ten seconds.
+    limiter = limiter_with(clock, rate=1.0, burst=1)
+
+    async def impatient() -> None:
+        waiting = asyncio.ensure_future(limiter.acquire([Budget.READ]))
+        await clock.sleep(2.0)
+        if not waiting.done():
+            waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+
+    async def patient_after_them() -> float:
+        await clock.sleep(3.0)
+        return await send_at(limiter, clock)
+
+    results = await clock.run(
+        send_at(limiter, clock), *(impatient() for _ in range(10)), patient_after_them()
+    )
+    assert results[0] == 0.0
+    # Two of the impatient got their slots (at 1 s and 2 s); the eight cancelled gave theirs back, so the
+    # patient caller arriving at 3 s is served at 3 s, not at 11 s.
+    assert results[-1] == 3.0
+    assert limiter.queued == 0

@@ -102,13 +102,25 @@ async def test_concurrent_checks_share_one_call(usage: FakeUsageApi, probe: back
     assert usage.calls == 1
 
 
-async def test_concurrent_checks_after_a_failure_each_ask_again(
+async def test_concurrent_checks_share_a_failure_and_a_later_check_asks_again(
     usage: FakeUsageApi, probe: backend.UsageProbe
 ) -> None:
     usage.error = errors.TransientError("503")
     results = await asyncio.gather(*(probe.check() for _ in range(3)), return_exceptions=True)
     assert all(isinstance(result, errors.TransientError) for result in results)
-    assert usage.calls == 3
+    assert usage.calls == 1, "the checks that waited take the failure they waited for"
+    usage.error = None
+    await probe.check()
+    assert usage.calls == 2, "a check asked after the failure reads again"
+
+
+async def test_checks_waiting_behind_a_timed_out_check_do_not_each_wait_the_timeout(
+    usage: FakeUsageApi, probe: backend.UsageProbe
+) -> None:
+    usage.gate = asyncio.Event()  # ARM does not answer
+    results = await asyncio.gather(*(probe.check() for _ in range(5)), return_exceptions=True)
+    assert all(isinstance(result, errors.BackendUnavailableError) for result in results)
+    assert usage.calls == 1
 
 
 async def test_nodes_that_reach_arm_the_same_way_share_one_check_per_ttl(clock: FakeClock) -> None:

@@ -253,3 +253,15 @@ def test_steady_listings_share_a_budget_of_their_own(
     assert not scheduler.listing_is_stale(listed_at, listed=True)
     clock.advance(1)
     assert scheduler.listing_is_stale(listed_at, listed=True)
+
+
+def test_after_a_start_pods_likely_to_end_are_read_first(clock: FakeClock) -> None:
+    # An operator (re)starting finds every steady group unread. A Job's pod must keep its priority from the
+    # first pass: unread groups count as read a pass before they were first seen, not as infinitely overdue
+    # (which read them in list order: the Job's exit waited behind every server).
+    scheduler = statussync.SyncScheduler(SETTINGS, clock, readbudget.SharedBudget())
+    servers = [steady(f"web{i:02d}") for i in range(40)]
+    groups = [*servers, steady("job", "Never")]  # listed last
+    run_pass(scheduler, groups)
+    clock.advance(1)
+    assert run_pass(scheduler, groups) == ["job", "web00"]  # 2 reads/s x 1 s
