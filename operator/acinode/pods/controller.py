@@ -431,7 +431,12 @@ class PodController:
             if self.clock.monotonic() < next_full and self.groups.listed:
                 # Creations that arrive together are looked at together, and not before ARM can have moved on.
                 await asyncio.sleep(CREATED_LOOK_DELAY_SECONDS)
-                await self._sync_created()
+                try:
+                    await self._sync_created()
+                except Exception:  # a bug must not end the status sync (the full pass catches the same)
+                    logger.exception(
+                        "unexpected error reading created groups", extra={"node": self.where.node_name}
+                    )
                 # A new group is in transition: full passes come at the fast interval from now on.
                 next_full = min(next_full, self.clock.monotonic() + self.settings.fast_sync_seconds)
             else:
