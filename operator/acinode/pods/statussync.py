@@ -216,7 +216,7 @@ class SyncScheduler:
         """Status reads made between passes (a created group's first look): they count against the budget as a
         pass's transition reads do."""
         if self.budgeted:
-            cap = max(1.0, self.share() * self.settings.steady_sync_seconds)
+            cap = 1.0 + self.share() * self.settings.steady_sync_seconds
             self._tokens = max(-cap, self._tokens - reads)
 
     def _spend(
@@ -230,8 +230,10 @@ class SyncScheduler:
         if self._accrued_at is not None:
             self._tokens += rate * (now - self._accrued_at)
         self._accrued_at = now
-        # Unspent reads carry over for one steady interval at most: a long quiet spell is no licence to burst.
-        cap = max(1.0, rate * self.settings.steady_sync_seconds)
+        # Unspent reads carry over for one steady interval at most: a long quiet spell is no licence to burst. Plus
+        # the read being saved up: capped at one token, a node with a small share (50 nodes of 20 pods: 0.04/s)
+        # lost what it accrued past 1.0 in the pass that reached it, and read every 30 s instead of every 25 s.
+        cap = 1.0 + rate * self.settings.steady_sync_seconds
         self._tokens = max(-cap, min(self._tokens, cap) - transition_reads)
         count = min(len(steady), int(self._tokens))
         if count <= 0:

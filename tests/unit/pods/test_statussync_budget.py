@@ -196,7 +196,7 @@ def test_unspent_reads_carry_over_for_one_steady_interval_only(clock: FakeClock)
     groups = [steady(f"g{i:03d}") for i in range(100)]
     run_pass(scheduler, groups)
     clock.advance(600)
-    assert len(run_pass(scheduler, groups)) == 30  # 2/s x 15 s, not 1,200
+    assert len(run_pass(scheduler, groups)) == 31  # 2/s x 15 s (and the one being saved up), not 1,200
 
 
 def test_a_budgeted_pass_comes_sooner_and_reuses_the_listing(clock: FakeClock) -> None:
@@ -265,3 +265,25 @@ def test_after_a_start_pods_likely_to_end_are_read_first(clock: FakeClock) -> No
     run_pass(scheduler, groups)
     clock.advance(1)
     assert run_pass(scheduler, groups) == ["job", "web00"]  # 2 reads/s x 1 s
+
+
+def test_a_node_with_a_small_share_spends_all_of_it(clock: FakeClock) -> None:
+    # 50 nodes of 20 servers share 2 reads/s: 0.04/s each, 0.22 a pass. A read every 25 s, exactly: capped at one
+    # token before it was spent, the share lost what it accrued past 1.0 (a read every 27.5 s here, up to 30 s;
+    # the 50 x 20 benchmark's p99 ran 15 % over its bound so).
+    budget = readbudget.SharedBudget()
+
+    class Node:
+        pass
+
+    others = [Node() for _ in range(49)]
+    for other in others:
+        budget.report(other, 20, 0)
+    scheduler = statussync.SyncScheduler(SETTINGS, clock, budget)
+    groups = [steady(f"g{i:02d}") for i in range(20)]
+    run_pass(scheduler, groups)
+    reads = 0
+    for _ in range(200):  # passes 5.5 s apart (5 s after the previous one ended), 1,100 s
+        clock.advance(5.5)
+        reads += len(run_pass(scheduler, groups))
+    assert abs(reads - 44) <= 1  # 0.04/s x 1,100 s (the last may still be saving up)
