@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from acinode import settings
+
 # Okabe-Ito colours: told apart with the common colour-vision deficiencies, legible on white.
 BLUE, ORANGE, VERMILLION, GREEN, GREY = "#0072B2", "#E69F00", "#D55E00", "#009E73", "#555555"
 LIGHT_GREY = "#8c959f"
@@ -363,11 +365,19 @@ def status_lag_of(document: dict[str, Any]) -> dict[str, Any]:
     raise ValueError("not a bench/status_lag.py output (no 'status_lag_seconds' key)")
 
 
+DEFAULT_STATUS_READS_PER_SECOND = settings.PodSettings().status_reads_per_second
+"""The chart is the default budget's (a run at another budget, such as
+the best ARM allows, is a point of another line)."""
+
+
 def drawable(run: dict[str, Any]) -> bool:
-    """A one-node run of pods all alike (not ``--mix``'s classes, each with its own bound) that measured exits."""
+    """A one-node run of pods all alike (not ``--mix``'s classes, each with its own bound) at the default status
+    budget that measured exits."""
     return (
         run.get("virtual_nodes", 1) == 1
         and "by_class" not in run
+        and float(run.get("status_reads_per_second", DEFAULT_STATUS_READS_PER_SECOND))
+        == DEFAULT_STATUS_READS_PER_SECOND
         and bool((run.get("status_lag_seconds") or {}).get("count"))
         and "status_lag_design_bound_seconds" in run
     )
@@ -390,8 +400,7 @@ def status_lag_chart(runs: Sequence[dict[str, Any]]) -> Chart:
     points = status_lag_points(runs)
     if not points["p50"]:
         raise ValueError("no one-node status_lag run with measured exits")
-    budgets = sorted({float(r.get("status_reads_per_second", 0)) for r in runs})
-    budget = f"{budgets[0]:g} status reads/s" if len(budgets) == 1 else "status reads/s as in each run"
+    budget = f"{DEFAULT_STATUS_READS_PER_SECOND:g} status reads/s"
     return Chart(
         "Exit → pod status lag against pods on one node",
         "pods on the node (a tenth of them end at known times)",
@@ -433,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             left_out = [str(p) for p, run in zip(args.status_lag, runs, strict=True) if not drawable(run)]
             if left_out:
                 print(
-                    f"plots: not drawn (many nodes, mixed classes or no exit measured): {left_out}",
+                    f"plots: not drawn (many nodes, mixed classes, another budget or no exit measured): {left_out}",
                     file=sys.stderr,
                 )
             charts["status-lag"] = status_lag_chart(runs)

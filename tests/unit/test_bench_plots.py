@@ -222,6 +222,7 @@ def test_status_lag_points_one_node_runs_sorted_by_pods_the_last_run_of_a_size_k
             "restart_policy": "mixed",
             "by_class": {},
         },  # classes with bounds of their own
+        {**lag_run(1000, 28.2, 48.4, 50.5), "status_reads_per_second": 22.0},  # another budget's line
     ]
     points = plots.status_lag_points(runs)
     assert points == {
@@ -234,7 +235,7 @@ def test_status_lag_points_one_node_runs_sorted_by_pods_the_last_run_of_a_size_k
     assert "2 status reads/s" in chart.note
     with pytest.raises(ValueError, match="no one-node"):
         plots.status_lag_chart([lag_run(1000, 1, 2, 3, nodes=50)])
-    assert [plots.drawable(run) for run in runs] == [True, True, False, True, True, False, False]
+    assert [plots.drawable(run) for run in runs] == [True, True, False, True, True, False, False, False]
 
 
 def test_render_is_standalone_svg_with_a_white_background_axes_legend_and_one_line_per_series() -> None:
